@@ -1,0 +1,1 @@
+"""suanli trading core: value types, products, order book, matching engine (pure, no I/O)."""
