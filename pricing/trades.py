@@ -1,0 +1,28 @@
+"""The trade record the pricing engine consumes: what the matching engine prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exchange.ids import Symbol, Timestamp
+from exchange.units import Price, Quantity
+from pricing.errors import PricingError
+
+__all__ = ["TradePrint"]
+
+
+@dataclass(frozen=True, slots=True)
+class TradePrint:
+    """One trade: ``price`` in price units, ``quantity`` in quantity units, ``ts`` in
+    exchange microseconds. Inputs are taken in the order the engine printed them."""
+
+    symbol: Symbol
+    price: Price
+    quantity: Quantity
+    ts: Timestamp
+
+    def __post_init__(self) -> None:
+        if self.price <= 0:
+            raise PricingError("invalid_price", "a trade price must be positive")
+        if self.quantity <= 0:
+            raise PricingError("invalid_quantity", "a trade quantity must be positive")
