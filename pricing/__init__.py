@@ -4,6 +4,7 @@ indices, candles, forward curve and book quotes. Pure and deterministic: exact `
 
 from pricing.candles import Candle, Interval, aggregate_candles, update_candle
 from pricing.catalog import (
+    FIGURE_FIELDS,
     FP16_TO_FP32_RATIO_MAX,
     KNOWN_TRAPS,
     AcceleratorModel,
@@ -30,12 +31,22 @@ from pricing.green import (
     green_grade,
     round_gco2,
 )
-from pricing.indices import IndexValue, family_index, tier_index, trailing, trimmed_vwap
+from pricing.indices import (
+    DEFAULT_K,
+    DEFAULT_LOOKBACK_US,
+    DEFAULT_MAD_FLOOR_BPS,
+    IndexValue,
+    family_index,
+    tier_index,
+    trailing,
+    trimmed_vwap,
+)
 from pricing.metering import (
     OPS_PER_PF_HOUR,
     PF_HOURS_PER_PF_DAY,
     QUANTITY_UNITS_PER_PF_HOUR,
     Conversion,
+    Exact,
     convert,
     delivered_quantity,
     energy_kwh,
@@ -48,6 +59,7 @@ from pricing.metering import (
 )
 from pricing.quote import Quote, QuoteSide, quote_book
 from pricing.reference import (
+    DEFAULT_MAX_TRADES,
     AdminPricing,
     ReferencePrice,
     ReferenceSource,
@@ -55,10 +67,14 @@ from pricing.reference import (
     reference_price,
     round_to_tick,
 )
+from pricing.rounding import round_half_up_to_step
 from pricing.scu import PRECISION_FAMILIES, median, precision_family, scu_per_pf_hour
 from pricing.sites import (
     EMISSION_FACTOR_SETS,
     MEE_NBS_2022,
+    PUE_MAX,
+    PUE_MIN,
+    SITE_FACTOR_VERSION,
     EmissionFactorSet,
     Pool,
     Region,
@@ -72,7 +88,12 @@ from pricing.sites import (
 from pricing.trades import TradePrint
 
 __all__ = [
+    "DEFAULT_K",
+    "DEFAULT_LOOKBACK_US",
+    "DEFAULT_MAD_FLOOR_BPS",
+    "DEFAULT_MAX_TRADES",
     "EMISSION_FACTOR_SETS",
+    "FIGURE_FIELDS",
     "FP16_TO_FP32_RATIO_MAX",
     "GRADE_CUTOFFS_KG_PER_KWH",
     "KNOWN_TRAPS",
@@ -80,7 +101,10 @@ __all__ = [
     "OPS_PER_PF_HOUR",
     "PF_HOURS_PER_PF_DAY",
     "PRECISION_FAMILIES",
+    "PUE_MAX",
+    "PUE_MIN",
     "QUANTITY_UNITS_PER_PF_HOUR",
+    "SITE_FACTOR_VERSION",
     "AcceleratorModel",
     "AdminPricing",
     "Candle",
@@ -90,6 +114,7 @@ __all__ = [
     "CurvePoint",
     "CurveSource",
     "EmissionFactorSet",
+    "Exact",
     "FigureSubmission",
     "GpuClass",
     "IndexValue",
@@ -138,6 +163,7 @@ __all__ = [
     "rated_pf",
     "reference_price",
     "round_gco2",
+    "round_half_up_to_step",
     "round_to_tick",
     "scu_peak_pf",
     "scu_per_pf_hour",

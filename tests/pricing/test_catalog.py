@@ -192,17 +192,13 @@ def test_marketing_traps_do_not_enter_as_dense_peaks(
     catalog: Catalog, vendor: str, name: str, precision: Precision, tflops: str, code: str
 ) -> None:
     with pytest.raises(PricingError) as err:
-        build_model(
-            submission({precision: F(Decimal(tflops))}, vendor=vendor, model=name), catalog
-        )
+        build_model(submission({precision: F(Decimal(tflops))}, vendor=vendor, model=name), catalog)
     assert err.value.code == code
 
 
 def test_a_trap_figure_declared_as_sparse_enters_halved(catalog: Catalog) -> None:
     model = build_model(
-        submission(
-            {Precision.FP16: F(Decimal(624), with_sparsity=True)}, model="A100 PCIe 80GB"
-        ),
+        submission({Precision.FP16: F(Decimal(624), with_sparsity=True)}, model="A100 PCIe 80GB"),
         catalog,
     )
     assert model.peak(Precision.FP16) == 312
