@@ -92,7 +92,7 @@ def parse_units(text: str | int | Decimal, decimals: int, *, allow_negative: boo
         raise UnitsError(
             "too_many_decimals", f"{text!r} has more than {decimals} decimal places"
         )
-    value = int(whole) * 10**decimals + (int(frac.ljust(decimals, "0")) if frac else 0)
+    value: int = int(whole + frac.ljust(decimals, "0"))
     if sign == "-":
         value = -value
     if value < 0 and not allow_negative:

@@ -1,0 +1,14 @@
+"""Invariant checks that stay on in production (``python -O`` strips ``assert``, not these)."""
+
+from __future__ import annotations
+
+__all__ = ["InvariantViolation", "check"]
+
+
+class InvariantViolation(RuntimeError):
+    """An internal invariant broke: the state can no longer be trusted; stop the writer."""
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise InvariantViolation(message)
