@@ -8,8 +8,9 @@ Structure (the fast path of the exchange):
 * a level is a FIFO queue written as an intrusive doubly linked list through the orders
   themselves, so cancelling any order is O(1) given its id, and a deep level is never
   scanned;
-* ``orders`` (order id -> order) and ``by_account`` (account -> {order id: order}) are
-  shared with the engine: the book keeps them exact as orders rest, fill and leave.
+* ``orders`` (order id -> order) and ``by_account`` (account -> {order id: order}, a
+  ``defaultdict`` whose per-account dicts stay once created: accounts are few) are shared
+  with the engine: the book keeps them exact as orders rest, fill and leave.
 
 Everything here trusts its caller (:mod:`exchange.engine`) to have validated the command;
 the book only decides the matching. It never reads a clock: ``ts`` is passed in.
@@ -17,6 +18,7 @@ the book only decides the matching. It never reads a clock: ``ts`` is passed in.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -30,7 +32,7 @@ from exchange.events import (
     SelfTradePrevented,
     Trade,
 )
-from exchange.ids import AccountId, OrderId, Symbol, Timestamp, TradeId
+from exchange.ids import AccountId, OrderId, Symbol, Timestamp
 from exchange.orders import CancelReason, ExpireReason, SelfTradePrevention, Side
 from exchange.units import Price, Quantity
 
@@ -38,7 +40,6 @@ __all__ = ["Level", "OrderBook", "OrderTerms", "RestingOrder", "order_terms"]
 
 BUY = Side.BUY
 SELL = Side.SELL
-_new = tuple.__new__
 _CANCEL_NEWEST = SelfTradePrevention.CANCEL_NEWEST
 _CANCEL_OLDEST = SelfTradePrevention.CANCEL_OLDEST
 _CANCEL_BOTH = SelfTradePrevention.CANCEL_BOTH
@@ -92,9 +93,9 @@ class RestingOrder:
         symbol: Symbol,
         side: Side,
         price: Price,
-        quantity: Quantity,
-        remaining: Quantity,
-        filled: Quantity,
+        quantity: int,
+        remaining: int,
+        filled: int,
         terms: OrderTerms = _PLAIN_TERMS,
     ) -> None:
         self.order_id = order_id
@@ -102,9 +103,9 @@ class RestingOrder:
         self.symbol = symbol
         self.side = side
         self.price = price
-        self.quantity: int = quantity  # total ordered, after amendments
-        self.remaining: int = remaining
-        self.filled: int = filled
+        self.quantity = quantity  # total ordered, after amendments
+        self.remaining = remaining
+        self.filled = filled
         self.terms = terms
         self.prev: RestingOrder | None = None
         self.next: RestingOrder | None = None
@@ -162,7 +163,7 @@ class OrderBook:
         self,
         symbol: Symbol,
         orders: dict[OrderId, RestingOrder],
-        by_account: dict[AccountId, dict[OrderId, RestingOrder]],
+        by_account: defaultdict[AccountId, dict[OrderId, RestingOrder]],
         trade_ids: list[int],
     ) -> None:
         self.symbol = symbol
@@ -298,9 +299,15 @@ class OrderBook:
                         level.total -= d
                         seq += 1
                         events.append(
-                            _new(
-                                SelfTradePrevented,
-                                (symbol, seq, ts, taker_id, o.order_id, account, stp, d),
+                            SelfTradePrevented(
+                                symbol,
+                                seq,
+                                ts,
+                                taker_id,
+                                o.order_id,
+                                account,
+                                stp,
+                                d,
                             )
                         )
                         nxt = o.next
@@ -314,9 +321,14 @@ class OrderBook:
                     self._unlink(level, o)
                     seq += 1
                     events.append(
-                        _new(
-                            OrderCancelled,
-                            (symbol, seq, ts, o.order_id, account, o.remaining, _SELF_TRADE),
+                        OrderCancelled(
+                            symbol,
+                            seq,
+                            ts,
+                            o.order_id,
+                            account,
+                            o.remaining,
+                            _SELF_TRADE,
                         )
                     )
                     o = nxt
@@ -335,12 +347,19 @@ class OrderBook:
                 trade_ids[0] += 1
                 seq += 1
                 events.append(
-                    _new(
-                        Trade,
-                        (
-                            symbol, seq, ts, trade_ids[0], best, fill, side,
-                            taker_id, account, o.order_id, o.account, rest,
-                        ),
+                    Trade(
+                        symbol,
+                        seq,
+                        ts,
+                        trade_ids[0],
+                        best,
+                        fill,
+                        side,
+                        taker_id,
+                        account,
+                        o.order_id,
+                        o.account,
+                        rest,
                     )
                 )
                 if rest == 0:
@@ -354,16 +373,13 @@ class OrderBook:
                     level.count -= 1
                     oid = o.order_id
                     del orders[oid]
-                    mine = by_account[o.account]
-                    del mine[oid]
-                    if not mine:
-                        del by_account[o.account]
+                    del by_account[o.account][oid]
                     o = nxt
                 else:
                     break
             if level.total != total_before:
                 seq += 1
-                events.append(_new(BookChanged, (symbol, seq, book_side, best, level.total)))
+                events.append(BookChanged(symbol, seq, book_side, best, level.total))
             if level.count == 0:
                 del levels[best]
                 prices.remove(best)
@@ -407,12 +423,9 @@ class OrderBook:
         level.total += order.remaining
         oid = order.order_id
         self.orders[oid] = order
-        mine = self.by_account.get(order.account)
-        if mine is None:
-            mine = self.by_account[order.account] = {}
-        mine[oid] = order
+        self.by_account[order.account][oid] = order
         self.seq += 1
-        events.append(_new(BookChanged, (self.symbol, self.seq, order.side, price, level.total)))
+        events.append(BookChanged(self.symbol, self.seq, order.side, price, level.total))
 
     def remove(self, order: RestingOrder, events: list[Event]) -> None:
         """Take a resting order out of the book (cancel, expiry, amend-requeue)."""
@@ -420,9 +433,7 @@ class OrderBook:
         level.total -= order.remaining
         self._unlink(level, order)
         self.seq += 1
-        events.append(
-            _new(BookChanged, (self.symbol, self.seq, order.side, order.price, level.total))
-        )
+        events.append(BookChanged(self.symbol, self.seq, order.side, order.price, level.total))
         if level.count == 0:
             self._drop_level(order.side, order.price)
 
@@ -433,18 +444,21 @@ class OrderBook:
         order.quantity -= by
         level.total -= by
         self.seq += 1
-        events.append(
-            _new(BookChanged, (self.symbol, self.seq, order.side, order.price, level.total))
-        )
+        events.append(BookChanged(self.symbol, self.seq, order.side, order.price, level.total))
 
     def cancel_resting(
         self, ts: Timestamp, order: RestingOrder, reason: CancelReason, events: list[Event]
     ) -> None:
         self.seq += 1
         events.append(
-            _new(
-                OrderCancelled,
-                (self.symbol, self.seq, ts, order.order_id, order.account, order.remaining, reason),
+            OrderCancelled(
+                self.symbol,
+                self.seq,
+                ts,
+                order.order_id,
+                order.account,
+                order.remaining,
+                reason,
             )
         )
         self.remove(order, events)
@@ -454,9 +468,14 @@ class OrderBook:
     ) -> None:
         self.seq += 1
         events.append(
-            _new(
-                OrderExpired,
-                (self.symbol, self.seq, ts, order.order_id, order.account, order.remaining, reason),
+            OrderExpired(
+                self.symbol,
+                self.seq,
+                ts,
+                order.order_id,
+                order.account,
+                order.remaining,
+                reason,
             )
         )
         self.remove(order, events)
@@ -477,10 +496,7 @@ class OrderBook:
         level.count -= 1
         oid = o.order_id
         del self.orders[oid]
-        mine = self.by_account[o.account]
-        del mine[oid]
-        if not mine:
-            del self.by_account[o.account]
+        del self.by_account[o.account][oid]
 
     def _drop_level(self, side: Side, price: Price) -> None:
         if side is BUY:

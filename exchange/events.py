@@ -1,18 +1,22 @@
 """Engine events. Each carries its instrument's symbol and a gapless per-instrument ``seq``.
 
-Events are immutable named tuples: cheap to build on the hot path, hashable, and readable
-by attribute. An accepted command returns its events in the order they happened; the
+Events are immutable ``msgspec`` structs: built in C on the hot path (about 3x cheaper
+than a named tuple), not tracked by the cyclic garbage collector (they hold no cycles),
+and encodable to JSON or MessagePack without a conversion layer. Quantities produced by
+matching arithmetic are typed ``int`` (quantity units of :mod:`exchange.units`).
+
+An accepted command returns its events in the order they happened; the
 concatenation of all events is the exchange's market-data and audit log.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import msgspec
 
-from exchange.ids import AccountId, OrderId, Symbol, Timestamp, TradeId
+from exchange.ids import AccountId, OrderId, Symbol, Timestamp
 from exchange.lifecycle import InstrumentState
 from exchange.orders import CancelReason, ExpireReason, OrderType, SelfTradePrevention, Side
-from exchange.units import Price, Quantity
+from exchange.units import Price
 
 __all__ = [
     "BookChanged",
@@ -29,7 +33,7 @@ __all__ = [
 ]
 
 
-class InstrumentListed(NamedTuple):
+class InstrumentListed(msgspec.Struct, frozen=True, gc=False, array_like=True):
     symbol: Symbol
     seq: int
     ts: Timestamp
@@ -39,7 +43,7 @@ class InstrumentListed(NamedTuple):
     gate_closure: Timestamp
 
 
-class InstrumentStateChanged(NamedTuple):
+class InstrumentStateChanged(msgspec.Struct, frozen=True, gc=False, array_like=True):
     symbol: Symbol
     seq: int
     ts: Timestamp
@@ -47,7 +51,7 @@ class InstrumentStateChanged(NamedTuple):
     new_state: InstrumentState
 
 
-class ReferencePriceSet(NamedTuple):
+class ReferencePriceSet(msgspec.Struct, frozen=True, gc=False, array_like=True):
     symbol: Symbol
     seq: int
     ts: Timestamp
@@ -56,7 +60,7 @@ class ReferencePriceSet(NamedTuple):
     band_high: Price
 
 
-class OrderAccepted(NamedTuple):
+class OrderAccepted(msgspec.Struct, frozen=True, gc=False, array_like=True):
     symbol: Symbol
     seq: int
     ts: Timestamp
@@ -65,59 +69,59 @@ class OrderAccepted(NamedTuple):
     side: Side
     order_type: OrderType
     price: Price  # a market order's protection price
-    quantity: Quantity
+    quantity: int
 
 
-class Trade(NamedTuple):
+class Trade(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """A fill between an incoming (taker) and a resting (maker) order at the maker's price."""
 
     symbol: Symbol
     seq: int
     ts: Timestamp
-    trade_id: TradeId
+    trade_id: int  # TradeId
     price: Price
-    quantity: Quantity
+    quantity: int
     taker_side: Side
     taker_order_id: OrderId
     taker_account: AccountId
     maker_order_id: OrderId
     maker_account: AccountId
-    maker_remaining: Quantity
+    maker_remaining: int
 
 
-class OrderCancelled(NamedTuple):
+class OrderCancelled(msgspec.Struct, frozen=True, gc=False, array_like=True):
     symbol: Symbol
     seq: int
     ts: Timestamp
     order_id: OrderId
     account: AccountId
-    quantity: Quantity  # the remaining quantity that was cancelled
+    quantity: int  # the remaining quantity that was cancelled
     reason: CancelReason
 
 
-class OrderExpired(NamedTuple):
+class OrderExpired(msgspec.Struct, frozen=True, gc=False, array_like=True):
     symbol: Symbol
     seq: int
     ts: Timestamp
     order_id: OrderId
     account: AccountId
-    quantity: Quantity  # the remaining quantity that expired
+    quantity: int  # the remaining quantity that expired
     reason: ExpireReason
 
 
-class OrderAmended(NamedTuple):
+class OrderAmended(msgspec.Struct, frozen=True, gc=False, array_like=True):
     symbol: Symbol
     seq: int
     ts: Timestamp
     order_id: OrderId
     account: AccountId
     price: Price
-    quantity: Quantity  # new total quantity
-    remaining: Quantity
+    quantity: int  # new total quantity
+    remaining: int
     priority_kept: bool
 
 
-class SelfTradePrevented(NamedTuple):
+class SelfTradePrevented(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """Two orders of one account met; ``quantity`` is how much each lost (decrement mode)."""
 
     symbol: Symbol
@@ -127,17 +131,17 @@ class SelfTradePrevented(NamedTuple):
     maker_order_id: OrderId
     account: AccountId
     mode: SelfTradePrevention
-    quantity: Quantity
+    quantity: int
 
 
-class BookChanged(NamedTuple):
+class BookChanged(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """Level-2 delta: the total resting quantity now at ``price`` on ``side`` (0: level gone)."""
 
     symbol: Symbol
     seq: int
     side: Side
     price: Price
-    quantity: Quantity
+    quantity: int
 
 
 Event = (

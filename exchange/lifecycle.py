@@ -7,12 +7,12 @@ Any (state, event) pair not in ``TRANSITIONS`` is an invalid transition, answere
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["TRANSITIONS", "InstrumentEvent", "InstrumentState", "next_state"]
 
 
-class InstrumentState(str, Enum):
+class InstrumentState(StrEnum):
     LISTED = "listed"
     OPEN = "open"
     HALTED = "halted"
@@ -21,7 +21,7 @@ class InstrumentState(str, Enum):
     SETTLED = "settled"
 
 
-class InstrumentEvent(str, Enum):
+class InstrumentEvent(StrEnum):
     OPEN = "open"
     HALT = "halt"
     RESUME = "resume"

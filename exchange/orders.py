@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 
 __all__ = [
     "CancelReason",
@@ -16,7 +16,7 @@ __all__ = [
 ]
 
 
-class Side(str, Enum):
+class Side(StrEnum):
     BUY = "buy"
     SELL = "sell"
 
@@ -25,19 +25,19 @@ class Side(str, Enum):
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
-class OrderType(str, Enum):
+class OrderType(StrEnum):
     LIMIT = "limit"
     MARKET = "market"
 
 
-class TimeInForce(str, Enum):
+class TimeInForce(StrEnum):
     GTC = "gtc"  # good till cancelled, at the latest until gate closure
     GTD = "gtd"  # good till a date, expired on the injected exchange clock
     IOC = "ioc"  # immediate or cancel: the unfilled rest expires
     FOK = "fok"  # fill or kill: all at once or nothing, decided before anything changes
 
 
-class SelfTradePrevention(str, Enum):
+class SelfTradePrevention(StrEnum):
     """What happens when an incoming order meets a resting order of the same account."""
 
     CANCEL_NEWEST = "cancel_newest"  # the incoming order's remainder is cancelled
@@ -46,7 +46,7 @@ class SelfTradePrevention(str, Enum):
     DECREMENT = "decrement"  # both shrink by the overlap without a trade
 
 
-class OrderStatus(str, Enum):
+class OrderStatus(StrEnum):
     OPEN = "open"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
@@ -54,7 +54,7 @@ class OrderStatus(str, Enum):
     EXPIRED = "expired"
 
 
-class CancelReason(str, Enum):
+class CancelReason(StrEnum):
     USER = "user"
     CANCEL_ALL = "cancel_all"
     SELF_TRADE = "self_trade"
@@ -62,7 +62,7 @@ class CancelReason(str, Enum):
     RISK = "risk"
 
 
-class ExpireReason(str, Enum):
+class ExpireReason(StrEnum):
     GTD = "gtd"  # the order's expire time passed
     IOC = "ioc"  # the unfilled rest of an immediate-or-cancel order
     FOK = "fok"  # a fill-or-kill order that could not fill at once

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 
 from exchange.ids import Symbol, Timestamp
 from exchange.units import Price, Quantity
@@ -15,14 +15,14 @@ __all__ = [
     "Instrument",
     "Precision",
     "Tier",
-    "TierStatus",
     "TierError",
+    "TierStatus",
 ]
 
 HOUR_US = 3_600_000_000
 
 
-class Precision(str, Enum):
+class Precision(StrEnum):
     """Numeric precision a PF·h is counted at (always dense, never with sparsity)."""
 
     FP64 = "fp64"
@@ -56,7 +56,7 @@ class GreenGrade(IntEnum):
         raise ValueError(f"unknown green grade {text!r}; expected 1A to 5A")
 
 
-class TierStatus(str, Enum):
+class TierStatus(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
     RETIRED = "retired"

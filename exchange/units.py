@@ -70,7 +70,7 @@ def parse_units(text: str | int | Decimal, decimals: int, *, allow_negative: boo
     infinity, exponents, more than ``decimals`` fractional digits (rather than rounding)
     and more than ``MAX_DIGITS`` integer digits.
     """
-    if isinstance(text, bool) or isinstance(text, float):
+    if isinstance(text, (bool, float)):
         raise UnitsError("invalid_decimal", "a decimal must be given as a string, not a float")
     if isinstance(text, Decimal):
         if not text.is_finite():
@@ -89,9 +89,7 @@ def parse_units(text: str | int | Decimal, decimals: int, *, allow_negative: boo
         raise UnitsError("out_of_range", f"{text!r} has more than {MAX_DIGITS} integer digits")
     frac = frac.rstrip("0")
     if len(frac) > decimals:
-        raise UnitsError(
-            "too_many_decimals", f"{text!r} has more than {decimals} decimal places"
-        )
+        raise UnitsError("too_many_decimals", f"{text!r} has more than {decimals} decimal places")
     value: int = int(whole + frac.ljust(decimals, "0"))
     if sign == "-":
         value = -value
