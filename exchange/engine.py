@@ -16,8 +16,8 @@ of the band).
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 import heapq
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
@@ -166,6 +166,17 @@ class MatchingEngine:
 
     def open_order_ids(self, account: AccountId) -> list[OrderId]:
         return list(self._by_account.get(account, ()))
+
+    def next_expiry(self) -> Timestamp | None:
+        """The earliest expire time of a resting GTD order, or None."""
+        heap = self._expiries
+        while heap:
+            expire_time, order_id = heap[0]
+            order = self._orders.get(OrderId(order_id))
+            if order is not None and order.expire_time == expire_time:
+                return Timestamp(expire_time)
+            heapq.heappop(heap)  # stale entry: the order left the book
+        return None
 
     @property
     def last_trade_id(self) -> int:
@@ -440,6 +451,71 @@ class MatchingEngine:
         events.append(BookChanged(symbol, seq, side, price, total))
         return Outcome(_OK, events)
 
+    def validate_place(
+        self,
+        order_id: OrderId,
+        symbol: Symbol,
+        side: Side,
+        price: Price | None,
+        quantity: Quantity,
+        order_type: OrderType = _LIMIT,
+        time_in_force: TimeInForce = _GTC,
+        expire_time: Timestamp | None = None,
+        post_only: bool = False,
+    ) -> tuple[ResultCode, Price]:
+        """Would :meth:`place` accept this order? Returns (code, limit or protection price).
+
+        Reads only. The risk layer calls it before reserving funds, so that an order the
+        engine would refuse never touches a balance.
+        """
+        market = self._markets.get(symbol)
+        if market is None:
+            return ResultCode.INSTRUMENT_NOT_FOUND, Price(0)
+        if market.state is not _OPEN:
+            return ResultCode.INSTRUMENT_NOT_OPEN, Price(0)
+        if order_id in self._orders:
+            return ResultCode.DUPLICATE_ORDER_ID, Price(0)
+        if quantity <= 0:
+            return ResultCode.INVALID_QUANTITY, Price(0)
+        if quantity % market.lot:
+            return ResultCode.INVALID_LOT, Price(0)
+        if quantity < market.min_quantity:
+            return ResultCode.QUANTITY_BELOW_MINIMUM, Price(0)
+        if quantity > market.max_quantity:
+            return ResultCode.QUANTITY_ABOVE_MAXIMUM, Price(0)
+        if order_type is _LIMIT:
+            if post_only and time_in_force is not _GTC and time_in_force is not _GTD:
+                return ResultCode.INVALID_ORDER_TYPE, Price(0)  # post-only must be able to rest
+        elif order_type is _MARKET:
+            if post_only:
+                return ResultCode.INVALID_ORDER_TYPE, Price(0)
+            if time_in_force is not _IOC and time_in_force is not _FOK:
+                return ResultCode.INVALID_TIME_IN_FORCE, Price(0)
+        else:
+            return ResultCode.INVALID_ORDER_TYPE, Price(0)
+        if order_type is _LIMIT:
+            if price is None or price <= 0:
+                return ResultCode.INVALID_PRICE, Price(0)
+            if price % market.tick:
+                return ResultCode.INVALID_TICK, Price(0)
+            if price < market.band_low or price > market.band_high:
+                return ResultCode.PRICE_OUT_OF_BAND, Price(0)
+            if time_in_force is _GTD:
+                if expire_time is None or expire_time <= self.now:
+                    return ResultCode.INVALID_EXPIRE_TIME, Price(0)
+            elif expire_time is not None:
+                return ResultCode.INVALID_EXPIRE_TIME, Price(0)
+            if post_only and market.book.crosses(side, price):
+                return ResultCode.POST_ONLY_WOULD_CROSS, Price(0)
+            return _OK, price
+        if price is not None:
+            return ResultCode.INVALID_PRICE, Price(0)
+        if expire_time is not None:
+            return ResultCode.INVALID_EXPIRE_TIME, Price(0)
+        if market.reference_price is None:
+            return ResultCode.NO_REFERENCE_PRICE, Price(0)
+        return _OK, Price(market.band_high if side is _BUY else market.band_low)
+
     def _place_general(
         self,
         order_id: OrderId,
@@ -455,55 +531,21 @@ class MatchingEngine:
         stp: SelfTradePrevention,
     ) -> Outcome:
         """Every order and every rejection that is not the plain GTC limit fast path."""
-        market = self._markets.get(symbol)
-        if market is None:
-            return _reject(ResultCode.INSTRUMENT_NOT_FOUND)
-        if market.state is not _OPEN:
-            return _reject(ResultCode.INSTRUMENT_NOT_OPEN)
-        if order_id in self._orders:
-            return _reject(ResultCode.DUPLICATE_ORDER_ID)
-        if quantity <= 0:
-            return _reject(ResultCode.INVALID_QUANTITY)
-        if quantity % market.lot:
-            return _reject(ResultCode.INVALID_LOT)
-        if quantity < market.min_quantity:
-            return _reject(ResultCode.QUANTITY_BELOW_MINIMUM)
-        if quantity > market.max_quantity:
-            return _reject(ResultCode.QUANTITY_ABOVE_MAXIMUM)
-        if order_type is _LIMIT:
-            if post_only and time_in_force is not _GTC and time_in_force is not _GTD:
-                return _reject(ResultCode.INVALID_ORDER_TYPE)  # post-only must be able to rest
-        elif order_type is _MARKET:
-            if post_only:
-                return _reject(ResultCode.INVALID_ORDER_TYPE)
-            if time_in_force is not _IOC and time_in_force is not _FOK:
-                return _reject(ResultCode.INVALID_TIME_IN_FORCE)
-        else:
-            return _reject(ResultCode.INVALID_ORDER_TYPE)
-        book = market.book
-        if order_type is _LIMIT:
-            if price is None or price <= 0:
-                return _reject(ResultCode.INVALID_PRICE)
-            if price % market.tick:
-                return _reject(ResultCode.INVALID_TICK)
-            if price < market.band_low or price > market.band_high:
-                return _reject(ResultCode.PRICE_OUT_OF_BAND)
-            if time_in_force is _GTD:
-                if expire_time is None or expire_time <= self.now:
-                    return _reject(ResultCode.INVALID_EXPIRE_TIME)
-            elif expire_time is not None:
-                return _reject(ResultCode.INVALID_EXPIRE_TIME)
-            if post_only and book.crosses(side, price):
-                return _reject(ResultCode.POST_ONLY_WOULD_CROSS)
-            limit = price
-        else:
-            if price is not None:
-                return _reject(ResultCode.INVALID_PRICE)
-            if expire_time is not None:
-                return _reject(ResultCode.INVALID_EXPIRE_TIME)
-            if market.reference_price is None:
-                return _reject(ResultCode.NO_REFERENCE_PRICE)
-            limit = Price(market.band_high if side is _BUY else market.band_low)
+        code, limit = self.validate_place(
+            order_id,
+            symbol,
+            side,
+            price,
+            quantity,
+            order_type,
+            time_in_force,
+            expire_time,
+            post_only,
+        )
+        if code is not _OK:
+            return _reject(code)
+        book = self._markets[symbol].book
+        market = self._markets[symbol]
 
         # ---- accepted: from here on the command cannot fail.
         now = self.now
@@ -647,6 +689,49 @@ class MatchingEngine:
                     )
         return Outcome(ResultCode.OK, events)
 
+    def validate_amend(
+        self,
+        account: AccountId,
+        order_id: OrderId,
+        price: Price | None = None,
+        quantity: Quantity | None = None,
+    ) -> ResultCode:
+        """Would :meth:`amend` accept this change? Reads only."""
+        order = self._orders.get(order_id)
+        if order is None or order.account != account:
+            return ResultCode.ORDER_NOT_FOUND
+        market = self._markets[order.symbol]
+        if market.state is not _OPEN:
+            return ResultCode.INSTRUMENT_NOT_OPEN
+        new_price = order.price if price is None else price
+        new_quantity = Quantity(order.quantity if quantity is None else quantity)
+        if new_price == order.price and new_quantity == order.quantity:
+            return ResultCode.NOTHING_TO_AMEND
+        if new_quantity <= 0:
+            return ResultCode.INVALID_QUANTITY
+        if new_quantity % market.lot:
+            return ResultCode.INVALID_LOT
+        if new_quantity < market.min_quantity:
+            return ResultCode.QUANTITY_BELOW_MINIMUM
+        if new_quantity > market.max_quantity:
+            return ResultCode.QUANTITY_ABOVE_MAXIMUM
+        if new_quantity <= order.filled:
+            return ResultCode.AMEND_BELOW_FILLED
+        if new_price <= 0:
+            return ResultCode.INVALID_PRICE
+        if new_price % market.tick:
+            return ResultCode.INVALID_TICK
+        if new_price != order.price and not market.band_low <= new_price <= market.band_high:
+            return ResultCode.PRICE_OUT_OF_BAND
+        if (
+            order.post_only
+            and new_price != order.price
+            and market.book.crosses(order.side, new_price)
+        ):
+            return ResultCode.POST_ONLY_WOULD_CROSS
+
+        return _OK
+
     def amend(
         self,
         account: AccountId,
@@ -660,36 +745,14 @@ class MatchingEngine:
         quantity re-queues the order at the back of its (new) level, after matching it
         against the book like a new order would (a post-only order may not cross).
         """
-        order = self._orders.get(order_id)
-        if order is None or order.account != account:
-            return _reject(ResultCode.ORDER_NOT_FOUND)
+        code = self.validate_amend(account, order_id, price, quantity)
+        if code is not _OK:
+            return _reject(code)
+        order = self._orders[order_id]
         market = self._markets[order.symbol]
-        if market.state is not _OPEN:
-            return _reject(ResultCode.INSTRUMENT_NOT_OPEN)
+        book = market.book
         new_price = order.price if price is None else price
         new_quantity = Quantity(order.quantity if quantity is None else quantity)
-        if new_price == order.price and new_quantity == order.quantity:
-            return _reject(ResultCode.NOTHING_TO_AMEND)
-        if new_quantity <= 0:
-            return _reject(ResultCode.INVALID_QUANTITY)
-        if new_quantity % market.lot:
-            return _reject(ResultCode.INVALID_LOT)
-        if new_quantity < market.min_quantity:
-            return _reject(ResultCode.QUANTITY_BELOW_MINIMUM)
-        if new_quantity > market.max_quantity:
-            return _reject(ResultCode.QUANTITY_ABOVE_MAXIMUM)
-        if new_quantity <= order.filled:
-            return _reject(ResultCode.AMEND_BELOW_FILLED)
-        if new_price <= 0:
-            return _reject(ResultCode.INVALID_PRICE)
-        if new_price % market.tick:
-            return _reject(ResultCode.INVALID_TICK)
-        if new_price != order.price and not market.band_low <= new_price <= market.band_high:
-            return _reject(ResultCode.PRICE_OUT_OF_BAND)
-        book = market.book
-        if order.post_only and new_price != order.price and book.crosses(order.side, new_price):
-            return _reject(ResultCode.POST_ONLY_WOULD_CROSS)
-
         events: list[Event] = []
         now = self.now
         new_remaining = Quantity(new_quantity - order.filled)
