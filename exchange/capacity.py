@@ -114,6 +114,21 @@ class CapacityBook:
         self.reserved[order_id] = Allocation(owner, hours, lines)
         return True
 
+    def extend(
+        self,
+        order_id: int,
+        pools: list[tuple[int, int]],
+        quantity: int,
+    ) -> bool:
+        """Reserve ``quantity`` more for an existing reservation (an amendment upwards)."""
+        alloc = self.reserved[order_id]
+        temp = -order_id - 1  # never a real order id
+        if not self.reserve(temp, alloc.owner, pools, alloc.hours, quantity):
+            return False
+        extra = self.reserved.pop(temp)
+        alloc.lines.extend(extra.lines)
+        return True
+
     def _use(self, pool_id: int, hours: tuple[int, ...], shares: int) -> None:
         used = self.used
         for h in hours:

@@ -164,6 +164,10 @@ class MatchingEngine:
     def resting_order(self, order_id: OrderId) -> RestingOrder | None:
         return self._orders.get(order_id)
 
+    @property
+    def resting_count(self) -> int:
+        return len(self._orders)
+
     def open_order_ids(self, account: AccountId) -> list[OrderId]:
         return list(self._by_account.get(account, ()))
 

@@ -234,6 +234,24 @@ class Ledger:
             )
         return hold
 
+    def increase_hold(self, ts: Timestamp, hold_id: int, amount: int) -> None:
+        """Reserve more for a still-pending hold (an order amended upwards)."""
+        hold = self._pending(hold_id)
+        if amount <= 0:
+            return
+        if self.available(hold.owner) < amount:
+            raise LedgerError("insufficient_funds", "available balance is below the increase")
+        self._move(
+            ts,
+            (hold.owner, AccountKind.AVAILABLE),
+            (hold.owner, AccountKind.HELD),
+            amount,
+            TransferCode.HOLD,
+            hold.ref,
+        )
+        hold.amount += amount
+        hold.pending += amount
+
     def _pending(self, hold_id: int) -> Hold:
         hold = self.holds.get(hold_id)
         if hold is None or hold.state is not HoldState.PENDING:

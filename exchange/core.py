@@ -1,0 +1,1310 @@
+"""The exchange core: one deterministic state machine for everything that changes state.
+
+It composes the matching engine, the ledger, the capacity book, contracts, the hardware
+catalog and the product schedule, and applies :mod:`exchange.operations` one at a time:
+
+* every operation is validated completely before anything changes; a refusal raises
+  :class:`Rejected` with a stable code and leaves the core exactly as it was;
+* time is an input (:class:`~exchange.operations.AdvanceClock`), ids are counters in the
+  state, nothing reads a clock or a random source;
+* replaying the same operations on a fresh core rebuilds the same state and the same
+  :meth:`ExchangeCore.state_hash`, which is how the service recovers after a crash.
+
+Money flows (see docs/settlement.md): an order reserves cash in a two-phase hold, fills
+move it to escrow (buyer) and collateral (seller), and settlement after delivery splits
+escrow and collateral between seller, buyer and the exchange's fee account.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import heapq
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import Any, ClassVar
+
+import msgspec
+
+from exchange.capacity import CapacityBook
+from exchange.engine import MatchingEngine, Outcome
+from exchange.events import (
+    Event,
+    InstrumentStateChanged,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    SelfTradePrevented,
+    Trade,
+)
+from exchange.ids import AccountId, OrderId, Symbol, Timestamp
+from exchange.invariants import check
+from exchange.ledger import EXCHANGE, AccountKind, Ledger, LedgerError, TransferCode
+from exchange.lifecycle import InstrumentEvent, InstrumentState
+from exchange.operations import (
+    AddHardware,
+    AddPool,
+    AdvanceClock,
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    ConfirmHardware,
+    CreateAccount,
+    CreateGpuClass,
+    CreateTier,
+    Deposit,
+    HaltInstrument,
+    Operation,
+    PlaceOrder,
+    RegisterSite,
+    ReportDelivery,
+    ResumeInstrument,
+    UpdateTier,
+    Withdraw,
+)
+from exchange.orders import OrderStatus, OrderType, ResultCode, Side, TimeInForce
+from exchange.products import (
+    HOUR_US,
+    DeliveryWindow,
+    GreenGrade,
+    Instrument,
+    Precision,
+    Tier,
+    TierError,
+    TierStatus,
+)
+from exchange.risk import buy_hold, fee, sell_collateral
+from exchange.settlement import Contract, ContractState, Liquidity, settlement_legs
+from exchange.units import Price, Quantity
+from pricing import (
+    AcceleratorModel,
+    FigureSubmission,
+    GpuClass,
+    ModelSubmission,
+    Pool,
+    PricingError,
+    Quality,
+    Site,
+    TradePrint,
+    build_model,
+    class_members,
+    confirm_model,
+    delivered_quantity,
+    load_builtin_catalog,
+    make_site,
+    pool_ineligibility,
+    rated_pf,
+    reference_price,
+    to_quantity,
+    with_model,
+)
+
+__all__ = [
+    "DEFAULT_GRACE_US",
+    "AccountRecord",
+    "ExchangeCore",
+    "Fill",
+    "InstrumentRecord",
+    "OrderState",
+    "PoolRecord",
+    "Rejected",
+    "SiteRecord",
+    "TierRecord",
+]
+
+#: Reporting grace after a window ends, before final settlement.
+DEFAULT_GRACE_US = HOUR_US
+MINUTE_US = 60_000_000
+#: Trades kept per tier for the trade-derived reference price.
+_TIER_TRADES_KEPT = 500
+
+# Lifecycle actions, in the order they run when due at the same instant.
+_CLOSE, _DELIVER, _SETTLE, _LIST = 1, 2, 3, 4
+
+
+class Rejected(Exception):
+    """An operation refused before it changed anything. ``code`` is the stable API code."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(message or code)
+        self.code = code
+        self.message = message or code.replace("_", " ")
+
+
+@dataclass(slots=True)
+class AccountRecord:
+    id: int
+    name: str
+    role: str
+    created_at: int
+
+
+@dataclass(slots=True)
+class TierRecord:
+    tier: Tier
+    admin_price: Price
+    status: TierStatus
+    created_at: int
+    next_start: int  # start of the next window to list
+    reference: Price
+    trades: deque[TradePrint] = field(default_factory=lambda: deque(maxlen=_TIER_TRADES_KEPT))
+    dirty: bool = False  # trades since the reference price was last derived
+
+
+@dataclass(slots=True)
+class InstrumentRecord:
+    instrument: Instrument
+    hours: tuple[int, ...]
+    state: InstrumentState = InstrumentState.LISTED
+    contract_ids: list[int] = field(default_factory=list)
+    trades: list[TradePrint] = field(default_factory=list)
+    last_price: Price | None = None
+
+    @property
+    def symbol(self) -> Symbol:
+        return self.instrument.symbol
+
+
+@dataclass(slots=True)
+class SiteRecord:
+    id: int
+    owner: int
+    name: str
+    location: str | None
+    site: Site
+
+
+@dataclass(slots=True)
+class PoolRecord:
+    id: int
+    owner: int
+    site_id: int
+    hardware_id: str
+    count: int
+
+    def as_pricing_pool(self) -> Pool:
+        return Pool(str(self.id), str(self.site_id), self.hardware_id, self.count)
+
+
+class Fill(msgspec.Struct, frozen=True):
+    trade_id: int
+    contract_id: int
+    price: int
+    quantity: int
+    fee: int
+    liquidity: Liquidity
+    ts: int
+
+
+class OrderState(msgspec.Struct):
+    """The exchange's view of one order, from acceptance to its end."""
+
+    id: int
+    client_order_id: str | None
+    account_id: int
+    symbol: str
+    side: Side
+    order_type: OrderType
+    price: int  # limit, or a market order's protection price
+    quantity: int
+    time_in_force: TimeInForce
+    expire_time: int | None
+    post_only: bool
+    stp: str
+    created_at: int
+    maker_fee_bps: int
+    taker_fee_bps: int
+    penalty_bps: int
+    risk_price: int  # the price the hold is sized on
+    hold_id: int | None = None
+    filled: int = 0
+    remaining: int = 0
+    decremented: int = 0  # lost to self-trade prevention (decrement mode)
+    closed: int = 0  # cancelled or expired
+    notional: int = 0  # sum of price x quantity over fills
+    status: OrderStatus = OrderStatus.OPEN
+    updated_at: int = 0
+    fills: list[Fill] = []
+
+    @property
+    def average_price(self) -> Fraction | None:
+        return Fraction(self.notional, self.filled) if self.filled else None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+
+
+def _decimal(text: str | None, name: str) -> Decimal | None:
+    if text is None:
+        return None
+    return _required_decimal(text, name)
+
+
+def _required_decimal(text: str, name: str) -> Decimal:
+    if len(text) > 40:
+        raise Rejected("invalid_decimal", f"{name} is too long")
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, ValueError) as exc:
+        raise Rejected("invalid_decimal", f"{name} is not a decimal: {text!r}") from exc
+    if not value.is_finite():
+        raise Rejected("invalid_decimal", f"{name} must be finite")
+    return value
+
+
+def _precision(text: str) -> Precision:
+    try:
+        return Precision(text)
+    except ValueError as exc:
+        raise Rejected("invalid_precision", f"unknown precision {text!r}") from exc
+
+
+def window_symbol(tier_code: str, start: int) -> Symbol:
+    """``FP16-H-4A-20261122T10``: the tier code and the window's UTC start hour."""
+    when = datetime.fromtimestamp(start / 1_000_000, tz=UTC)
+    return Symbol(f"{tier_code}-{when:%Y%m%dT%H}")
+
+
+class ExchangeCore:
+    """Accounts, products, books, risk, ledger, contracts and the clock of one exchange."""
+
+    def __init__(
+        self,
+        *,
+        start: int = 0,
+        currency: str = "CNY",
+        grace_us: int = DEFAULT_GRACE_US,
+        max_open_orders: int = 1_000,
+    ) -> None:
+        self.now = start
+        self.grace_us = grace_us
+        self.max_open_orders = max_open_orders
+        self.engine = MatchingEngine()
+        if start:
+            self.engine.advance_time(Timestamp(start))
+        self.ledger = Ledger(currency)
+        self.capacity = CapacityBook()
+        self.accounts: dict[int, AccountRecord] = {}
+        self.catalog: dict[str, AcceleratorModel] = load_builtin_catalog()
+        self.gpu_classes: dict[str, GpuClass] = {}
+        self.class_members: dict[str, tuple[str, ...]] = {}
+        self.tiers: dict[str, TierRecord] = {}
+        self.instruments: dict[Symbol, InstrumentRecord] = {}
+        self.sites: dict[int, SiteRecord] = {}
+        self.pools: dict[int, PoolRecord] = {}
+        self.orders: dict[int, OrderState] = {}
+        self.client_ids: dict[tuple[int, str], int] = {}
+        self.open_counts: dict[tuple[int, str], int] = {}
+        self.contracts: dict[int, Contract] = {}
+        self.deliveries: list[tuple[int, int, int, int, int]] = []  # contract, pool, ds, qty, ts
+        self._schedule: list[tuple[int, int, int, str]] = []
+        self._schedule_seq = 0
+        self._ids = {"account": 1, "order": 1, "contract": 1, "site": 1, "pool": 1}
+        self._pool_caps: dict[tuple[int, str], int] = {}
+        # What the last operation changed, for the shell to persist and publish.
+        self.events: list[Event] = []
+        self.touched_orders: set[int] = set()
+        self.touched_contracts: set[int] = set()
+
+    # ================================================================== dispatch
+    def apply(self, op: Operation) -> Any:
+        """Apply one operation; return its result or raise :class:`Rejected` (no change)."""
+        handler = self._handlers.get(type(op))
+        if handler is None:
+            raise Rejected("unknown_operation", type(op).__name__)
+        return handler(self, op)
+
+    def take_changes(self) -> tuple[list[Event], set[int], set[int]]:
+        """Events, touched order ids and touched contract ids since the last call."""
+        out = (self.events, self.touched_orders, self.touched_contracts)
+        self.events, self.touched_orders, self.touched_contracts = [], set(), set()
+        return out
+
+    def _next_id(self, kind: str) -> int:
+        value = self._ids[kind]
+        self._ids[kind] = value + 1
+        return value
+
+    # ================================================================== accounts
+    def _create_account(self, op: CreateAccount) -> AccountRecord:
+        name = op.name.strip()
+        if not name or len(name) > 100:
+            raise Rejected("invalid_name", "an account name is 1 to 100 characters")
+        if op.role not in ("trader", "admin"):
+            raise Rejected("invalid_role", "role is trader or admin")
+        record = AccountRecord(self._next_id("account"), name, op.role, self.now)
+        self.accounts[record.id] = record
+        return record
+
+    def account(self, account_id: int) -> AccountRecord:
+        record = self.accounts.get(account_id)
+        if record is None:
+            raise Rejected("account_not_found", f"no account {account_id}")
+        return record
+
+    def _deposit(self, op: Deposit) -> Any:
+        self.account(op.account_id)
+        if op.amount <= 0:
+            raise Rejected("invalid_amount", "a deposit must be positive")
+        return self.ledger.deposit(Timestamp(self.now), op.account_id, op.amount, "deposit")
+
+    def _withdraw(self, op: Withdraw) -> Any:
+        self.account(op.account_id)
+        if op.amount <= 0:
+            raise Rejected("invalid_amount", "a withdrawal must be positive")
+        try:
+            return self.ledger.withdraw(Timestamp(self.now), op.account_id, op.amount, "withdrawal")
+        except LedgerError as exc:
+            raise Rejected(exc.code, str(exc)) from exc
+
+    def balances(self, account_id: int) -> dict[str, int]:
+        ledger = self.ledger
+        return {
+            kind.value: ledger.balance(account_id, kind)
+            for kind in (
+                AccountKind.AVAILABLE,
+                AccountKind.HELD,
+                AccountKind.ESCROW,
+                AccountKind.COLLATERAL,
+            )
+        }
+
+    # ================================================================== catalog
+    def _add_hardware(self, op: AddHardware) -> AcceleratorModel:
+        figures: dict[Precision, FigureSubmission] = {}
+        for key, fig in op.figures.items():
+            tflops = _required_decimal(fig.tflops, f"figures.{key}")
+            accumulation = _precision(fig.accumulation) if fig.accumulation else None
+            figures[_precision(key)] = FigureSubmission(tflops, fig.with_sparsity, accumulation)
+        try:
+            quality = Quality(op.quality)
+        except ValueError as exc:
+            raise Rejected("invalid_quality", "quality is V, S, D or U") from exc
+        submission = ModelSubmission(
+            vendor=op.vendor,
+            model=op.model,
+            figures=figures,
+            memory_gb=_decimal(op.memory_gb, "memory_gb"),
+            memory_bandwidth_gbs=_decimal(op.memory_bandwidth_gbs, "memory_bandwidth_gbs"),
+            tdp_w=_decimal(op.tdp_w, "tdp_w"),
+            quality=quality,
+            source=op.source,
+            id=op.id,
+            confirmed=op.confirmed,
+        )
+        try:
+            model = build_model(submission, self.catalog)
+        except PricingError as exc:
+            raise Rejected(exc.code, str(exc)) from exc
+        self.catalog = with_model(self.catalog, model)
+        self._catalog_changed()
+        return model
+
+    def _confirm_hardware(self, op: ConfirmHardware) -> AcceleratorModel:
+        if op.model_id not in self.catalog:
+            raise Rejected("hardware_not_found", f"no model {op.model_id}")
+        self.catalog = confirm_model(self.catalog, op.model_id)
+        self._catalog_changed()
+        return self.catalog[op.model_id]
+
+    def _catalog_changed(self) -> None:
+        self.class_members = {
+            code: class_members(rule, self.catalog) for code, rule in self.gpu_classes.items()
+        }
+        self._pool_caps.clear()
+
+    def _create_gpu_class(self, op: CreateGpuClass) -> GpuClass:
+        if op.code in self.gpu_classes:
+            raise Rejected("gpu_class_exists", f"GPU class {op.code} exists")
+        if not op.code or len(op.code) > 32:
+            raise Rejected("invalid_code", "a class code is 1 to 32 characters")
+        unknown = [m for m in op.models or () if m not in self.catalog]
+        if unknown:
+            raise Rejected("hardware_not_found", f"unknown models {unknown}")
+        try:
+            rule = GpuClass(
+                code=op.code,
+                name=op.name,
+                precision=_precision(op.precision),
+                min_dense_tflops=_decimal(op.min_dense_tflops, "min_dense_tflops") or Decimal(0),
+                min_memory_gb=_decimal(op.min_memory_gb, "min_memory_gb") or Decimal(0),
+                min_memory_bandwidth_gbs=_decimal(
+                    op.min_memory_bandwidth_gbs, "min_memory_bandwidth_gbs"
+                )
+                or Decimal(0),
+                vendors=frozenset(op.vendors) if op.vendors is not None else None,
+                models=frozenset(op.models) if op.models is not None else None,
+            )
+        except PricingError as exc:
+            raise Rejected(exc.code, str(exc)) from exc
+        self.gpu_classes[rule.code] = rule
+        self.class_members[rule.code] = class_members(rule, self.catalog)
+        return rule
+
+    # ================================================================== tiers
+    def _create_tier(self, op: CreateTier) -> TierRecord:
+        if op.code in self.tiers:
+            raise Rejected("tier_exists", f"tier {op.code} exists")
+        if op.gpu_class not in self.gpu_classes:
+            raise Rejected("gpu_class_not_found", f"no GPU class {op.gpu_class}")
+        try:
+            grade = GreenGrade.parse(op.min_green_grade) if op.min_green_grade else None
+        except ValueError as exc:
+            raise Rejected("invalid_green_grade", str(exc)) from exc
+        regions = tuple(op.regions)
+        valid_regions = {"north", "northeast", "east", "central", "northwest", "south", "southwest"}
+        if any(r not in valid_regions for r in regions):
+            raise Rejected("invalid_region", f"regions must be among {sorted(valid_regions)}")
+        if op.window_hours not in (1, 2, 3, 4, 6, 8, 12, 24):
+            raise Rejected("invalid_tier", "window_hours must divide 24")
+        try:
+            tier = Tier(
+                code=op.code,
+                precision=_precision(op.precision),
+                gpu_class=op.gpu_class,
+                tick=Price(op.tick),
+                lot=Quantity(op.lot),
+                min_quantity=Quantity(op.min_quantity),
+                max_quantity=Quantity(op.max_quantity),
+                price_band_bps=op.price_band_bps,
+                maker_fee_bps=op.maker_fee_bps,
+                taker_fee_bps=op.taker_fee_bps,
+                min_green_grade=grade,
+                regions=regions,
+                shortfall_penalty_bps=op.shortfall_penalty_bps,
+                arithmetic_intensity=op.arithmetic_intensity,
+                window_hours=op.window_hours,
+                list_ahead_hours=op.list_ahead_hours,
+                gate_closure_minutes=op.gate_closure_minutes,
+                reference_price=Price(op.reference_price),
+            )
+        except TierError as exc:
+            raise Rejected("invalid_tier", str(exc)) from exc
+        if op.code.count("-") > 8 or not all(c.isalnum() or c == "-" for c in op.code):
+            raise Rejected("invalid_code", "a tier code is letters, digits and dashes")
+        window_us = tier.window_hours * HOUR_US
+        gate_us = tier.gate_closure_minutes * MINUTE_US
+        # First window whose gate is still ahead.
+        start = -(-(self.now + gate_us + 1) // window_us) * window_us
+        record = TierRecord(
+            tier,
+            Price(op.reference_price),
+            TierStatus.ACTIVE,
+            self.now,
+            start,
+            Price(op.reference_price),
+        )
+        self.tiers[tier.code] = record
+        self._list_due(record)
+        return record
+
+    def _list_due(self, record: TierRecord) -> None:
+        """List every window of an active tier whose listing time has come."""
+        tier = record.tier
+        window_us = tier.window_hours * HOUR_US
+        ahead_us = tier.list_ahead_hours * HOUR_US
+        gate_us = tier.gate_closure_minutes * MINUTE_US
+        while record.status is TierStatus.ACTIVE and record.next_start - ahead_us <= self.now:
+            start = record.next_start
+            record.next_start += window_us
+            if start - gate_us <= self.now:
+                continue  # its gate already closed: never listed
+            self._list_window(record, start, start + window_us, start - gate_us)
+        if record.status is TierStatus.ACTIVE:
+            self._at(record.next_start - ahead_us, _LIST, tier.code)
+
+    def _list_window(self, record: TierRecord, start: int, end: int, gate: int) -> None:
+        symbol = window_symbol(record.tier.code, start)
+        if symbol in self.instruments:
+            return
+        instrument = Instrument(
+            symbol, record.tier, DeliveryWindow(Timestamp(start), Timestamp(end)), Timestamp(gate)
+        )
+        hours = tuple(range(start, end, HOUR_US))
+        self.instruments[symbol] = InstrumentRecord(instrument, hours)
+        self._engine(self.engine.list_instrument(instrument, record.reference))
+        self._engine(self.engine.transition(symbol, InstrumentEvent.OPEN))
+        self._at(gate, _CLOSE, symbol)
+        self._at(start, _DELIVER, symbol)
+        self._at(end + self.grace_us, _SETTLE, symbol)
+
+    def _update_tier(self, op: UpdateTier) -> TierRecord:
+        record = self.tiers.get(op.code)
+        if record is None:
+            raise Rejected("tier_not_found", f"no tier {op.code}")
+        status = record.status
+        if op.status is not None:
+            try:
+                status = TierStatus(op.status)
+            except ValueError as exc:
+                raise Rejected("invalid_status", "status is active, suspended or retired") from exc
+            if record.status is TierStatus.RETIRED and status is not TierStatus.RETIRED:
+                raise Rejected("tier_retired", "a retired tier stays retired")
+        changes: dict[str, Any] = {}
+        for name in (
+            "maker_fee_bps",
+            "taker_fee_bps",
+            "price_band_bps",
+            "shortfall_penalty_bps",
+            "list_ahead_hours",
+        ):
+            value = getattr(op, name)
+            if value is not None:
+                changes[name] = value
+        if op.reference_price is not None:
+            changes["reference_price"] = Price(op.reference_price)
+        tier = record.tier
+        if changes:
+            try:
+                tier = dataclasses.replace(tier, **changes)
+            except TierError as exc:
+                raise Rejected("invalid_tier", str(exc)) from exc
+        # Validated: apply.
+        old_status = record.status
+        record.tier = tier
+        if op.reference_price is not None:
+            record.admin_price = Price(op.reference_price)
+            if not record.trades:
+                record.reference = record.admin_price
+            record.dirty = True
+        record.status = status
+        open_like = (InstrumentState.OPEN, InstrumentState.HALTED)
+        for inst in self.instruments.values():
+            if inst.instrument.tier.code != tier.code or inst.state not in open_like:
+                continue
+            if status is TierStatus.SUSPENDED and inst.state is InstrumentState.OPEN:
+                self._engine(self.engine.transition(inst.symbol, InstrumentEvent.HALT))
+            elif (
+                status is TierStatus.ACTIVE
+                and old_status is TierStatus.SUSPENDED
+                and inst.state is InstrumentState.HALTED
+            ):
+                self._engine(self.engine.transition(inst.symbol, InstrumentEvent.RESUME))
+        if status is TierStatus.ACTIVE and old_status is not TierStatus.ACTIVE:
+            self._list_due(record)
+        self._refresh_reference(record, force=True)
+        return record
+
+    def _halt(self, op: HaltInstrument) -> InstrumentRecord:
+        inst = self.instrument(op.symbol)
+        if inst.state is not InstrumentState.OPEN:
+            raise Rejected("invalid_transition", f"{op.symbol} is {inst.state.value}")
+        self._engine(self.engine.transition(inst.symbol, InstrumentEvent.HALT))
+        return inst
+
+    def _resume(self, op: ResumeInstrument) -> InstrumentRecord:
+        inst = self.instrument(op.symbol)
+        if inst.state is not InstrumentState.HALTED:
+            raise Rejected("invalid_transition", f"{op.symbol} is {inst.state.value}")
+        self._engine(self.engine.transition(inst.symbol, InstrumentEvent.RESUME))
+        return inst
+
+    def instrument(self, symbol: str) -> InstrumentRecord:
+        inst = self.instruments.get(Symbol(symbol))
+        if inst is None:
+            raise Rejected("instrument_not_found", f"no instrument {symbol}")
+        return inst
+
+    # ================================================================== sites and pools
+    def _register_site(self, op: RegisterSite) -> SiteRecord:
+        self.account(op.owner)
+        name = op.name.strip()
+        if not name or len(name) > 100:
+            raise Rejected("invalid_name", "a site name is 1 to 100 characters")
+        if op.location is not None and len(op.location) > 200:
+            raise Rejected("invalid_location", "a location is at most 200 characters")
+        pue = _required_decimal(op.pue, "pue")
+        green = _required_decimal(op.green_share, "green_share")
+        site_id = self._ids["site"]
+        try:
+            site = make_site(
+                str(site_id),
+                op.region,
+                pue,
+                green,
+                _decimal(op.emission_factor, "emission_factor"),
+            )
+        except PricingError as exc:
+            raise Rejected(exc.code, str(exc)) from exc
+        self._next_id("site")
+        record = SiteRecord(site_id, op.owner, name, op.location, site)
+        self.sites[site_id] = record
+        return record
+
+    def _add_pool(self, op: AddPool) -> PoolRecord:
+        site = self.sites.get(op.site_id)
+        if site is None or site.owner != op.owner:
+            raise Rejected("site_not_found", f"no site {op.site_id}")
+        if op.hardware_id not in self.catalog:
+            raise Rejected("hardware_not_found", f"no hardware {op.hardware_id}")
+        if not 1 <= op.count <= 1_000_000:
+            raise Rejected("invalid_count", "a pool holds 1 to 1,000,000 devices")
+        record = PoolRecord(self._next_id("pool"), op.owner, op.site_id, op.hardware_id, op.count)
+        self.pools[record.id] = record
+        return record
+
+    def pool_rated_pf(self, pool: PoolRecord, tier: Tier) -> Fraction:
+        return rated_pf(
+            self.catalog[pool.hardware_id],
+            tier.precision,
+            arithmetic_intensity=tier.arithmetic_intensity,
+        )
+
+    def _pool_cap(self, pool: PoolRecord, tier: Tier) -> int:
+        """Quantity units of ``tier`` the pool delivers per hour; 0 when not eligible."""
+        key = (pool.id, tier.code)
+        cap = self._pool_caps.get(key)
+        if cap is None:
+            reason = pool_ineligibility(
+                pool.as_pricing_pool(),
+                {str(s.id): s.site for s in (self.sites[pool.site_id],)},
+                self.catalog,
+                tier,
+                self.class_members.get(tier.gpu_class, ()),
+            )
+            cap = 0 if reason else to_quantity(self.pool_rated_pf(pool, tier) * pool.count)
+            self._pool_caps[key] = cap
+        return cap
+
+    def eligible_pools(self, owner: int, tier: Tier) -> list[tuple[int, int]]:
+        """[(pool id, quantity units per hour)] of ``owner``'s pools that deliver ``tier``."""
+        out = []
+        for pool in self.pools.values():
+            if pool.owner == owner:
+                cap = self._pool_cap(pool, tier)
+                if cap > 0:
+                    out.append((pool.id, cap))
+        return out
+
+    def capacity_view(self, owner: int, symbol: str) -> dict[str, int]:
+        """Total, held, committed and available quantity of ``owner`` in one window."""
+        inst = self.instrument(symbol)
+        tier = self.tiers[inst.instrument.tier.code].tier
+        pools = self.eligible_pools(owner, tier)
+        hours = len(inst.hours)
+        total = sum(cap * hours for _, cap in pools)
+        held = sum(
+            a.quantity
+            for oid, a in self.capacity.reserved.items()
+            if a.owner == owner and self.orders[oid].symbol == symbol
+        )
+        committed = sum(
+            self.contracts[cid].quantity
+            for cid in inst.contract_ids
+            if self.contracts[cid].seller == owner and cid in self.capacity.committed
+        )
+        available = self.capacity.available_quantity(pools, inst.hours)
+        return {"total": total, "held": held, "committed": committed, "available": available}
+
+    # ================================================================== orders
+    def _place_order(self, op: PlaceOrder) -> OrderState:
+        self.account(op.account_id)
+        if op.client_order_id is not None:
+            if not 1 <= len(op.client_order_id) <= 64:
+                raise Rejected("invalid_client_order_id", "client_order_id is 1 to 64 characters")
+            existing = self.client_ids.get((op.account_id, op.client_order_id))
+            if existing is not None:
+                return self.orders[existing]  # idempotent resubmission: no new order
+        inst = self.instrument(op.symbol)
+        engine = self.engine
+        order_id = self._ids["order"]
+        code, limit = engine.validate_place(
+            OrderId(order_id),
+            inst.symbol,
+            op.side,
+            Price(op.price) if op.price is not None else None,
+            Quantity(op.quantity),
+            op.order_type,
+            op.time_in_force,
+            Timestamp(op.expire_time) if op.expire_time is not None else None,
+            op.post_only,
+        )
+        if code is not ResultCode.OK:
+            raise Rejected(code.code)
+        if self.open_counts.get((op.account_id, inst.symbol), 0) >= self.max_open_orders:
+            raise Rejected("too_many_open_orders", f"at most {self.max_open_orders} open orders")
+        tier = inst.instrument.tier
+        record = self.tiers[tier.code]
+        fees = (record.tier.maker_fee_bps, record.tier.taker_fee_bps)
+        penalty_bps = record.tier.shortfall_penalty_bps
+        pools: list[tuple[int, int]] = []
+        if op.side is Side.BUY:
+            risk_price = int(limit)
+            need = buy_hold(risk_price, op.quantity, max(fees))
+        else:
+            best_bid = engine.book(inst.symbol).best_bid
+            risk_price = max(int(limit), best_bid or 0)
+            need = sell_collateral(risk_price, op.quantity, penalty_bps)
+            pools = self.eligible_pools(op.account_id, tier)
+            if self.capacity.available_quantity(pools, inst.hours) < op.quantity:
+                raise Rejected("insufficient_capacity", "not enough uncommitted capacity")
+        if self.ledger.available(op.account_id) < need:
+            raise Rejected("insufficient_funds", "available balance is below the order's hold")
+        if op.side is Side.SELL and not self.capacity.reserve(
+            order_id, op.account_id, pools, inst.hours, op.quantity
+        ):
+            raise Rejected("insufficient_capacity", "not enough uncommitted capacity")
+
+        # ---- accepted: nothing below can refuse.
+        self._next_id("order")
+        order = OrderState(
+            id=order_id,
+            client_order_id=op.client_order_id,
+            account_id=op.account_id,
+            symbol=inst.symbol,
+            side=op.side,
+            order_type=op.order_type,
+            price=int(limit),
+            quantity=op.quantity,
+            time_in_force=op.time_in_force,
+            expire_time=op.expire_time,
+            post_only=op.post_only,
+            stp=op.stp.value,
+            created_at=self.now,
+            maker_fee_bps=fees[0],
+            taker_fee_bps=fees[1],
+            penalty_bps=penalty_bps,
+            risk_price=risk_price,
+            remaining=op.quantity,
+            updated_at=self.now,
+            fills=[],
+        )
+        hold = self.ledger.open_hold(Timestamp(self.now), op.account_id, need, f"order:{order_id}")
+        order.hold_id = hold.id
+        self.orders[order_id] = order
+        if op.client_order_id is not None:
+            self.client_ids[(op.account_id, op.client_order_id)] = order_id
+        key = (op.account_id, inst.symbol)
+        self.open_counts[key] = self.open_counts.get(key, 0) + 1
+        self.touched_orders.add(order_id)
+        outcome = engine.place(
+            OrderId(order_id),
+            AccountId(op.account_id),
+            inst.symbol,
+            op.side,
+            Price(op.price) if op.price is not None else None,
+            Quantity(op.quantity),
+            op.order_type,
+            op.time_in_force,
+            Timestamp(op.expire_time) if op.expire_time is not None else None,
+            op.post_only,
+            op.stp,
+        )
+        self._engine(outcome)
+        if order.is_open and order.side is Side.SELL and order.risk_price != order.price:
+            order.risk_price = order.price  # rests as a maker: trades only at its own price
+            self._trim_hold(order)
+        return order
+
+    def _own_open_order(self, account_id: int, order_id: int) -> OrderState:
+        order = self.orders.get(order_id)
+        if order is None or order.account_id != account_id:
+            raise Rejected("order_not_found", f"no order {order_id}")
+        if not order.is_open:
+            raise Rejected("order_not_open", f"order {order_id} is {order.status.value}")
+        return order
+
+    def _cancel_order(self, op: CancelOrder) -> OrderState:
+        order = self._own_open_order(op.account_id, op.order_id)
+        outcome = self.engine.cancel(AccountId(op.account_id), OrderId(op.order_id))
+        check(outcome.result is ResultCode.OK, f"open order {op.order_id} not in the book")
+        self._engine(outcome)
+        return order
+
+    def _cancel_all(self, op: CancelAll) -> list[OrderState]:
+        self.account(op.account_id)
+        if op.symbol is not None:
+            self.instrument(op.symbol)
+        outcome = self.engine.cancel_all(
+            AccountId(op.account_id), Symbol(op.symbol) if op.symbol else None
+        )
+        self._engine(outcome)
+        return [self.orders[e.order_id] for e in outcome.events if isinstance(e, OrderCancelled)]
+
+    def _amend_order(self, op: AmendOrder) -> OrderState:
+        order = self._own_open_order(op.account_id, op.order_id)
+        engine = self.engine
+        code = engine.validate_amend(
+            AccountId(op.account_id),
+            OrderId(op.order_id),
+            Price(op.price) if op.price is not None else None,
+            Quantity(op.quantity) if op.quantity is not None else None,
+        )
+        if code is not ResultCode.OK:
+            raise Rejected(code.code)
+        new_price = order.price if op.price is None else op.price
+        new_quantity = order.quantity if op.quantity is None else op.quantity
+        new_remaining = new_quantity - order.filled - order.decremented - order.closed
+        inst = self.instruments[Symbol(order.symbol)]
+        pools: list[tuple[int, int]] = []
+        if order.side is Side.BUY:
+            risk_price = new_price
+            need = buy_hold(
+                risk_price, new_remaining, max(order.maker_fee_bps, order.taker_fee_bps)
+            )
+        else:
+            best_bid = engine.book(inst.symbol).best_bid
+            risk_price = max(new_price, best_bid or 0) if new_price != order.price else new_price
+            need = sell_collateral(risk_price, new_remaining, order.penalty_bps)
+            extra = new_remaining - order.remaining
+            if extra > 0:
+                pools = self.eligible_pools(order.account_id, inst.instrument.tier)
+                if self.capacity.available_quantity(pools, inst.hours) < extra:
+                    raise Rejected("insufficient_capacity", "not enough uncommitted capacity")
+        hold_id = order.hold_id if order.hold_id is not None else 0
+        pending = self.ledger.holds[hold_id].pending
+        if need > pending and self.ledger.available(order.account_id) < need - pending:
+            raise Rejected("insufficient_funds", "available balance is below the amended hold")
+        if (
+            order.side is Side.SELL
+            and new_remaining > order.remaining
+            and not self.capacity.extend(order.id, pools, new_remaining - order.remaining)
+        ):
+            raise Rejected("insufficient_capacity", "not enough uncommitted capacity")
+
+        # ---- accepted.
+        if need > pending:
+            self.ledger.increase_hold(Timestamp(self.now), hold_id, need - pending)
+        if order.side is Side.SELL and new_remaining < order.remaining:
+            self.capacity.release(order.id, order.remaining - new_remaining)
+        order.risk_price = risk_price
+        outcome = engine.amend(
+            AccountId(op.account_id),
+            OrderId(op.order_id),
+            Price(op.price) if op.price is not None else None,
+            Quantity(op.quantity) if op.quantity is not None else None,
+        )
+        check(outcome.result is ResultCode.OK, "validated amendment refused by the engine")
+        self._engine(outcome)
+        if order.is_open:
+            if order.side is Side.SELL:
+                order.risk_price = order.price
+            self._trim_hold(order)
+        return order
+
+    # ================================================================== engine events
+    def _engine(self, outcome: Outcome) -> None:
+        """Apply the consequences of an accepted engine command to orders and money."""
+        check(outcome.result is ResultCode.OK, f"engine refused a validated command: {outcome}")
+        for event in outcome.events:
+            self.events.append(event)
+            if isinstance(event, Trade):
+                self._on_trade(event)
+            elif isinstance(event, OrderCancelled):
+                self._on_finished(event.order_id, event.quantity, OrderStatus.CANCELLED)
+            elif isinstance(event, OrderExpired):
+                self._on_finished(event.order_id, event.quantity, OrderStatus.EXPIRED)
+            elif isinstance(event, SelfTradePrevented):
+                self._on_decrement(event.taker_order_id, event.quantity)
+                self._on_decrement(event.maker_order_id, event.quantity)
+            elif isinstance(event, OrderAmended):
+                order = self.orders[event.order_id]
+                order.price = event.price
+                order.quantity = event.quantity
+                order.remaining = event.remaining
+                order.updated_at = self.now
+                self.touched_orders.add(order.id)
+            elif isinstance(event, InstrumentStateChanged):
+                self.instruments[event.symbol].state = event.new_state
+
+    def _required(self, order: OrderState) -> int:
+        if order.side is Side.BUY:
+            return buy_hold(
+                order.risk_price, order.remaining, max(order.maker_fee_bps, order.taker_fee_bps)
+            )
+        return sell_collateral(order.risk_price, order.remaining, order.penalty_bps)
+
+    def _trim_hold(self, order: OrderState) -> None:
+        """Release what the order's hold keeps beyond what its remaining quantity needs."""
+        if order.hold_id is None:
+            return
+        hold = self.ledger.holds[order.hold_id]
+        excess = hold.pending - self._required(order)
+        check(excess >= 0, f"order {order.id} holds less than it needs")
+        self.ledger.release(Timestamp(self.now), order.hold_id, excess)
+
+    def _finish(self, order: OrderState, status: OrderStatus) -> None:
+        """An order ended: close its hold exactly once, release its capacity."""
+        order.status = status
+        order.updated_at = self.now
+        if order.hold_id is not None:
+            self.ledger.close_hold(Timestamp(self.now), order.hold_id)
+            order.hold_id = None
+        if order.side is Side.SELL:
+            self.capacity.release(order.id)
+        key = (order.account_id, order.symbol)
+        left = self.open_counts[key] - 1
+        if left:
+            self.open_counts[key] = left
+        else:
+            del self.open_counts[key]
+        self.touched_orders.add(order.id)
+
+    def _on_finished(self, order_id: int, quantity: int, status: OrderStatus) -> None:
+        order = self.orders[order_id]
+        check(quantity == order.remaining, f"order {order_id} ended with quantity unaccounted")
+        order.remaining = 0
+        order.closed += quantity
+        self._finish(order, status)
+
+    def _on_decrement(self, order_id: int, quantity: int) -> None:
+        order = self.orders[order_id]
+        order.remaining -= quantity
+        order.decremented += quantity
+        check(order.remaining >= 0, "decrement below zero")
+        if order.side is Side.SELL:
+            self.capacity.release(order.id, quantity)
+        if order.remaining == 0:
+            self._finish(
+                order,
+                OrderStatus.FILLED if order.filled == order.quantity else OrderStatus.CANCELLED,
+            )
+        else:
+            self._trim_hold(order)
+            self.touched_orders.add(order.id)
+
+    def _on_trade(self, t: Trade) -> None:
+        taker = self.orders[t.taker_order_id]
+        maker = self.orders[t.maker_order_id]
+        buy, sell = (taker, maker) if t.taker_side is Side.BUY else (maker, taker)
+        buyer_liquidity = Liquidity.TAKER if buy is taker else Liquidity.MAKER
+        buyer_bps = buy.taker_fee_bps if buy is taker else buy.maker_fee_bps
+        seller_bps = sell.taker_fee_bps if sell is taker else sell.maker_fee_bps
+        notional = t.price * t.quantity
+        contract_id = self._next_id("contract")
+        contract = Contract(
+            id=contract_id,
+            trade_id=t.trade_id,
+            symbol=t.symbol,
+            buyer=buy.account_id,
+            seller=sell.account_id,
+            buy_order_id=buy.id,
+            sell_order_id=sell.id,
+            quantity=t.quantity,
+            price=t.price,
+            buyer_liquidity=buyer_liquidity,
+            buyer_fee_bps=buyer_bps,
+            seller_fee_bps=seller_bps,
+            penalty_bps=sell.penalty_bps,
+            escrow=notional + fee(notional, buyer_bps),
+            collateral=sell_collateral(t.price, t.quantity, sell.penalty_bps),
+            created_at=self.now,
+        )
+        self.contracts[contract_id] = contract
+        inst = self.instruments[t.symbol]
+        inst.contract_ids.append(contract_id)
+        inst.last_price = Price(t.price)
+        ts = Timestamp(self.now)
+        ref = f"contract:{contract_id}"
+        ledger = self.ledger
+        check(buy.hold_id is not None and sell.hold_id is not None, "fill without a hold")
+        ledger.capture(
+            ts, buy.hold_id or 0, contract.escrow, (buy.account_id, AccountKind.ESCROW), ref=ref
+        )
+        ledger.capture(
+            ts,
+            sell.hold_id or 0,
+            contract.collateral,
+            (sell.account_id, AccountKind.COLLATERAL),
+            ref=ref,
+        )
+        self.capacity.commit(sell.id, contract_id, t.quantity)
+        for order, liquidity, bps in (
+            (buy, buyer_liquidity, buyer_bps),
+            (sell, contract.seller_liquidity, seller_bps),
+        ):
+            order.filled += t.quantity
+            order.remaining -= t.quantity
+            order.notional += notional
+            order.fills.append(
+                Fill(
+                    t.trade_id,
+                    contract_id,
+                    t.price,
+                    t.quantity,
+                    fee(notional, bps),
+                    liquidity,
+                    self.now,
+                )
+            )
+            order.updated_at = self.now
+            self.touched_orders.add(order.id)
+            if order.remaining == 0:
+                self._finish(order, OrderStatus.FILLED)
+            else:
+                order.status = OrderStatus.PARTIALLY_FILLED
+                self._trim_hold(order)
+        self.touched_contracts.add(contract_id)
+        tier_record = self.tiers[inst.instrument.tier.code]
+        print_ = TradePrint(t.symbol, Price(t.price), Quantity(t.quantity), Timestamp(self.now))
+        inst.trades.append(print_)
+        tier_record.trades.append(print_)
+        tier_record.dirty = True
+
+    # ================================================================== delivery
+    def _report_delivery(self, op: ReportDelivery) -> Contract:
+        contract = self.contracts.get(op.contract_id)
+        if contract is None or contract.seller != op.account_id:
+            raise Rejected("contract_not_found", f"no contract {op.contract_id}")
+        if contract.state is ContractState.OPEN:
+            raise Rejected("delivery_not_started", "delivery reports open when the window starts")
+        if contract.state is ContractState.SETTLED:
+            raise Rejected("contract_settled", "the contract is already settled")
+        pool = self.pools.get(op.pool_id)
+        if pool is None or pool.owner != op.account_id:
+            raise Rejected("pool_not_found", f"no pool {op.pool_id}")
+        inst = self.instruments[Symbol(contract.symbol)]
+        tier = inst.instrument.tier
+        if self._pool_cap(pool, tier) <= 0:
+            raise Rejected("pool_not_eligible", "the pool does not deliver this tier")
+        window_seconds = len(inst.hours) * 3600
+        if not 0 <= op.device_seconds <= pool.count * window_seconds:
+            raise Rejected(
+                "invalid_device_seconds",
+                f"device-seconds must be in [0, {pool.count * window_seconds}] for this pool",
+            )
+        self.deliveries.append((contract.id, pool.id, op.device_seconds, 0, self.now))
+        contract.delivered_device_seconds += op.device_seconds
+        reports = [
+            (ds, self.pool_rated_pf(self.pools[pid], tier))
+            for cid, pid, ds, _, _ in self.deliveries
+            if cid == contract.id
+        ]
+        contract.delivered_quantity = delivered_quantity(reports, Quantity(contract.quantity))
+        self.touched_contracts.add(contract.id)
+        return contract
+
+    def settle_contract(self, contract_id: int) -> bool:
+        """Final settlement of one contract, exactly once: False if it was already settled."""
+        contract = self.contracts[contract_id]
+        if contract.state is ContractState.SETTLED:
+            return False
+        legs = settlement_legs(contract, contract.delivered_quantity)
+        ts = Timestamp(self.now)
+        ref = f"contract:{contract_id}"
+        escrow = (contract.buyer, AccountKind.ESCROW)
+        collateral = (contract.seller, AccountKind.COLLATERAL)
+        move = self.ledger.move
+        move(
+            ts,
+            escrow,
+            (contract.seller, AccountKind.AVAILABLE),
+            legs.seller_payment,
+            TransferCode.PAYMENT,
+            ref,
+        )
+        move(ts, escrow, (EXCHANGE, AccountKind.FEES), legs.buyer_fee, TransferCode.FEE, ref)
+        move(ts, escrow, (EXCHANGE, AccountKind.FEES), legs.seller_fee, TransferCode.FEE, ref)
+        move(
+            ts,
+            escrow,
+            (contract.buyer, AccountKind.AVAILABLE),
+            legs.refund,
+            TransferCode.REFUND,
+            ref,
+        )
+        move(
+            ts,
+            collateral,
+            (contract.buyer, AccountKind.AVAILABLE),
+            legs.penalty,
+            TransferCode.PENALTY,
+            ref,
+        )
+        move(
+            ts,
+            collateral,
+            (contract.seller, AccountKind.AVAILABLE),
+            legs.collateral_return,
+            TransferCode.COLLATERAL_RELEASE,
+            ref,
+        )
+        contract.state = ContractState.SETTLED
+        contract.settled_at = self.now
+        contract.seller_paid = legs.seller_payment
+        contract.fees = legs.buyer_fee + legs.seller_fee
+        contract.refunded = legs.refund
+        contract.penalty_paid = legs.penalty
+        self.capacity.finish(contract_id)
+        self.touched_contracts.add(contract_id)
+        return True
+
+    # ================================================================== clock
+    def _at(self, ts: int, action: int, key: str) -> None:
+        self._schedule_seq += 1
+        heapq.heappush(self._schedule, (ts, action, self._schedule_seq, key))
+
+    def _advance_clock(self, op: AdvanceClock) -> int:
+        """Run every expiry, listing, gate closure, delivery start and settlement due by
+        ``op.to``, in time order, then set the clock to ``op.to``."""
+        if op.to < self.now:
+            raise Rejected("clock_went_backwards", "the exchange clock only moves forward")
+        engine = self.engine
+        schedule = self._schedule
+        while True:
+            due_action = schedule[0][0] if schedule else None
+            due_expiry = engine.next_expiry()
+            candidates = [t for t in (due_action, due_expiry) if t is not None and t <= op.to]
+            if not candidates:
+                break
+            ts = max(min(candidates), self.now)
+            self.now = ts
+            self._engine(engine.advance_time(Timestamp(ts)))
+            while schedule and schedule[0][0] <= ts:
+                _, action, _, key = heapq.heappop(schedule)
+                self._run(action, key)
+        self.now = op.to
+        self._engine(engine.advance_time(Timestamp(op.to)))
+        for record in self.tiers.values():
+            self._refresh_reference(record)
+        return self.now
+
+    def _run(self, action: int, key: str) -> None:
+        if action == _LIST:
+            self._list_due(self.tiers[key])
+            return
+        inst = self.instruments[Symbol(key)]
+        engine = self.engine
+        if action == _CLOSE:
+            if inst.state in (InstrumentState.OPEN, InstrumentState.HALTED, InstrumentState.LISTED):
+                self._engine(engine.transition(inst.symbol, InstrumentEvent.CLOSE))
+        elif action == _DELIVER:
+            self._engine(engine.transition(inst.symbol, InstrumentEvent.START_DELIVERY))
+            for cid in inst.contract_ids:
+                self.contracts[cid].state = ContractState.DELIVERING
+                self.touched_contracts.add(cid)
+        elif action == _SETTLE:
+            for cid in inst.contract_ids:
+                self.settle_contract(cid)
+            self._engine(engine.transition(inst.symbol, InstrumentEvent.SETTLE))
+
+    def _refresh_reference(self, record: TierRecord, *, force: bool = False) -> None:
+        """Derive the tier's reference price from its trades; move the bands of its books."""
+        if not (record.dirty or force):
+            return
+        record.dirty = False
+        new = reference_price(record.tier, record.admin_price, record.trades, Timestamp(self.now))
+        if new.price == record.reference and not force:
+            return
+        record.reference = new.price
+        for inst in self.instruments.values():
+            if inst.instrument.tier.code == record.tier.code and inst.state in (
+                InstrumentState.OPEN,
+                InstrumentState.HALTED,
+            ):
+                market = self.engine.market(inst.symbol)
+                if market is not None and market.reference_price != new.price:
+                    self._engine(self.engine.set_reference_price(inst.symbol, new.price))
+
+    # ================================================================== integrity
+    def check(self) -> None:
+        """Every invariant across engine, ledger, capacity, orders and contracts."""
+        self.engine.validate()
+        self.ledger.check()
+        self.capacity.check()
+        escrow: dict[int, int] = {}
+        collateral: dict[int, int] = {}
+        for c in self.contracts.values():
+            if c.state is not ContractState.SETTLED:
+                escrow[c.buyer] = escrow.get(c.buyer, 0) + c.escrow
+                collateral[c.seller] = collateral.get(c.seller, 0) + c.collateral
+        for account_id in self.accounts:
+            check(
+                self.ledger.balance(account_id, AccountKind.ESCROW) == escrow.get(account_id, 0),
+                f"escrow of {account_id} differs from its open contracts",
+            )
+            check(
+                self.ledger.balance(account_id, AccountKind.COLLATERAL)
+                == collateral.get(account_id, 0),
+                f"collateral of {account_id} differs from its open contracts",
+            )
+        open_ids = set()
+        for order in self.orders.values():
+            check(
+                order.quantity == order.filled + order.remaining + order.decremented + order.closed,
+                f"order {order.id} quantity is not conserved",
+            )
+            check(order.remaining >= 0 and order.filled >= 0, f"order {order.id} negative")
+            if order.is_open:
+                open_ids.add(order.id)
+                check(order.hold_id is not None, f"open order {order.id} without a hold")
+                hold = self.ledger.holds[order.hold_id or 0]
+                check(hold.pending == self._required(order), f"order {order.id} hold drift")
+                resting = self.engine.resting_order(OrderId(order.id))
+                check(
+                    resting is not None and resting.remaining == order.remaining,
+                    f"order {order.id} differs from the book",
+                )
+                if order.side is Side.SELL:
+                    alloc = self.capacity.reserved.get(order.id)
+                    check(
+                        alloc is not None and alloc.quantity == order.remaining,
+                        f"order {order.id} capacity reservation drift",
+                    )
+            else:
+                check(order.hold_id is None, f"finished order {order.id} still holds cash")
+        check(len(open_ids) == self.engine.resting_count, "book holds orders the core ended")
+        check(set(self.capacity.reserved) <= open_ids, "capacity reserved for a finished order")
+
+    def state_hash(self) -> str:
+        """SHA-256 over the core's whole state in canonical order."""
+        h = hashlib.sha256()
+        h.update(self.engine.state_hash().encode())
+        h.update(f"now={self.now};ids={sorted(self._ids.items())}\n".encode())
+        h.update(
+            repr(sorted((k[0], k[1].value, v) for k, v in self.ledger.balances.items())).encode()
+        )
+        enc = msgspec.json.encode
+        for hold in sorted(self.ledger.holds.values(), key=lambda x: x.id):
+            h.update(enc(hold))
+        for order in self.orders.values():
+            h.update(enc(order))
+        for contract in self.contracts.values():
+            h.update(enc(contract))
+        for oid in sorted(self.capacity.reserved):
+            h.update(enc(self.capacity.reserved[oid]))
+        for cid in sorted(self.capacity.committed):
+            h.update(enc(self.capacity.committed[cid]))
+        for code in sorted(self.tiers):
+            r = self.tiers[code]
+            h.update(f"{code}|{r.status}|{r.reference}|{r.next_start}\n".encode())
+        for sym in sorted(self.instruments):
+            h.update(f"{sym}|{self.instruments[sym].state}\n".encode())
+        return h.hexdigest()
+
+    _handlers: ClassVar[dict[type, Callable[[ExchangeCore, Any], Any]]] = {
+        CreateAccount: _create_account,
+        Deposit: _deposit,
+        Withdraw: _withdraw,
+        AddHardware: _add_hardware,
+        ConfirmHardware: _confirm_hardware,
+        CreateGpuClass: _create_gpu_class,
+        CreateTier: _create_tier,
+        UpdateTier: _update_tier,
+        RegisterSite: _register_site,
+        AddPool: _add_pool,
+        PlaceOrder: _place_order,
+        CancelOrder: _cancel_order,
+        CancelAll: _cancel_all,
+        AmendOrder: _amend_order,
+        ReportDelivery: _report_delivery,
+        AdvanceClock: _advance_clock,
+        HaltInstrument: _halt,
+        ResumeInstrument: _resume,
+    }
+
+
+def replay(operations: Iterable[Operation], **core_options: Any) -> ExchangeCore:
+    """A fresh core with ``operations`` applied; refused operations are skipped as before."""
+    core = ExchangeCore(**core_options)
+    for op in operations:
+        with contextlib.suppress(Rejected):
+            core.apply(op)
+        core.take_changes()
+    return core

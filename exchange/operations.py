@@ -1,0 +1,225 @@
+"""Operations: every state-changing request to the exchange, as an immutable record.
+
+The operation log is the exchange's source of truth: applying the same operations in the
+same order to a fresh :class:`exchange.core.ExchangeCore` rebuilds exactly the same
+state (books, holds, balances, sequence numbers, state hash). Records are ``msgspec``
+structs with a type tag, so the log is compact JSON that decodes back into these types.
+
+Amounts are integers of minor units (:mod:`exchange.units`); times are exchange
+microseconds. Decimal-string conversion happens in the API, before an operation exists.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from exchange.orders import OrderType, SelfTradePrevention, Side, TimeInForce
+
+__all__ = [
+    "AddHardware",
+    "AddPool",
+    "AdvanceClock",
+    "AmendOrder",
+    "CancelAll",
+    "CancelOrder",
+    "ConfirmHardware",
+    "CreateAccount",
+    "CreateGpuClass",
+    "CreateTier",
+    "Deposit",
+    "HaltInstrument",
+    "Operation",
+    "PlaceOrder",
+    "RegisterSite",
+    "ReportDelivery",
+    "ResumeInstrument",
+    "UpdateTier",
+    "Withdraw",
+    "decode_operation",
+    "encode_operation",
+]
+
+
+class _Op(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+    pass
+
+
+class CreateAccount(_Op, frozen=True):
+    name: str
+    role: str  # "trader" or "admin"
+
+
+class Deposit(_Op, frozen=True):
+    account_id: int
+    amount: int
+
+
+class Withdraw(_Op, frozen=True):
+    account_id: int
+    amount: int
+
+
+class FigureIn(msgspec.Struct, frozen=True):
+    tflops: str  # decimal string
+    with_sparsity: bool = False
+    accumulation: str | None = None
+
+
+class AddHardware(_Op, frozen=True):
+    vendor: str
+    model: str
+    figures: dict[str, FigureIn]  # precision -> figure
+    memory_gb: str | None
+    memory_bandwidth_gbs: str | None
+    tdp_w: str | None
+    quality: str
+    source: str
+    id: str | None = None
+    confirmed: bool = False
+
+
+class ConfirmHardware(_Op, frozen=True):
+    model_id: str
+
+
+class CreateGpuClass(_Op, frozen=True):
+    code: str
+    name: str
+    precision: str
+    min_dense_tflops: str
+    min_memory_gb: str = "0"
+    min_memory_bandwidth_gbs: str = "0"
+    vendors: list[str] | None = None
+    models: list[str] | None = None
+
+
+class CreateTier(_Op, frozen=True):
+    code: str
+    precision: str
+    gpu_class: str
+    min_green_grade: str | None
+    tick: int
+    lot: int
+    min_quantity: int
+    max_quantity: int
+    price_band_bps: int
+    maker_fee_bps: int
+    taker_fee_bps: int
+    shortfall_penalty_bps: int
+    reference_price: int
+    regions: list[str] = []
+    arithmetic_intensity: int | None = None
+    window_hours: int = 1
+    list_ahead_hours: int = 24
+    gate_closure_minutes: int = 60
+
+
+class UpdateTier(_Op, frozen=True):
+    code: str
+    status: str | None = None
+    maker_fee_bps: int | None = None
+    taker_fee_bps: int | None = None
+    price_band_bps: int | None = None
+    shortfall_penalty_bps: int | None = None
+    reference_price: int | None = None
+    list_ahead_hours: int | None = None
+
+
+class RegisterSite(_Op, frozen=True):
+    owner: int
+    name: str
+    region: str
+    pue: str
+    green_share: str
+    emission_factor: str | None = None
+    location: str | None = None
+
+
+class AddPool(_Op, frozen=True):
+    owner: int
+    site_id: int
+    hardware_id: str
+    count: int
+
+
+class PlaceOrder(_Op, frozen=True):
+    account_id: int
+    symbol: str
+    side: Side
+    quantity: int
+    price: int | None = None
+    order_type: OrderType = OrderType.LIMIT
+    time_in_force: TimeInForce = TimeInForce.GTC
+    expire_time: int | None = None
+    post_only: bool = False
+    stp: SelfTradePrevention = SelfTradePrevention.CANCEL_NEWEST
+    client_order_id: str | None = None
+
+
+class CancelOrder(_Op, frozen=True):
+    account_id: int
+    order_id: int
+
+
+class CancelAll(_Op, frozen=True):
+    account_id: int
+    symbol: str | None = None
+
+
+class AmendOrder(_Op, frozen=True):
+    account_id: int
+    order_id: int
+    price: int | None = None
+    quantity: int | None = None
+
+
+class ReportDelivery(_Op, frozen=True):
+    account_id: int
+    contract_id: int
+    pool_id: int
+    device_seconds: int
+
+
+class AdvanceClock(_Op, frozen=True):
+    to: int
+
+
+class HaltInstrument(_Op, frozen=True):
+    symbol: str
+
+
+class ResumeInstrument(_Op, frozen=True):
+    symbol: str
+
+
+Operation = (
+    CreateAccount
+    | Deposit
+    | Withdraw
+    | AddHardware
+    | ConfirmHardware
+    | CreateGpuClass
+    | CreateTier
+    | UpdateTier
+    | RegisterSite
+    | AddPool
+    | PlaceOrder
+    | CancelOrder
+    | CancelAll
+    | AmendOrder
+    | ReportDelivery
+    | AdvanceClock
+    | HaltInstrument
+    | ResumeInstrument
+)
+
+_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[Operation] = msgspec.json.Decoder(Operation)
+
+
+def encode_operation(op: Operation) -> bytes:
+    return _encoder.encode(op)
+
+
+def decode_operation(data: bytes | str) -> Operation:
+    return _decoder.decode(data)
