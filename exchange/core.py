@@ -44,7 +44,14 @@ from exchange.events import (
 )
 from exchange.ids import AccountId, OrderId, Symbol, Timestamp
 from exchange.invariants import check
-from exchange.ledger import EXCHANGE, AccountKind, Ledger, LedgerError, TransferCode
+from exchange.ledger import (
+    EXCHANGE,
+    AccountKind,
+    Ledger,
+    LedgerError,
+    Transfer,
+    TransferCode,
+)
 from exchange.lifecycle import InstrumentEvent, InstrumentState
 from exchange.operations import (
     AddHardware,
@@ -107,6 +114,7 @@ from pricing import (
 __all__ = [
     "DEFAULT_GRACE_US",
     "AccountRecord",
+    "Changes",
     "ExchangeCore",
     "Fill",
     "InstrumentRecord",
@@ -189,6 +197,17 @@ class PoolRecord:
 
     def as_pricing_pool(self) -> Pool:
         return Pool(str(self.id), str(self.site_id), self.hardware_id, self.count)
+
+
+@dataclass(slots=True)
+class Changes:
+    """Everything one or more operations changed, in order."""
+
+    events: list[Event]
+    orders: set[int]
+    contracts: set[int]
+    settled: list[int]
+    transfers: list[Transfer]
 
 
 class Fill(msgspec.Struct, frozen=True):
@@ -311,6 +330,7 @@ class ExchangeCore:
         self.events: list[Event] = []
         self.touched_orders: set[int] = set()
         self.touched_contracts: set[int] = set()
+        self.settled_now: list[int] = []
 
     # ================================================================== dispatch
     def apply(self, op: Operation) -> Any:
@@ -320,10 +340,17 @@ class ExchangeCore:
             raise Rejected("unknown_operation", type(op).__name__)
         return handler(self, op)
 
-    def take_changes(self) -> tuple[list[Event], set[int], set[int]]:
-        """Events, touched order ids and touched contract ids since the last call."""
-        out = (self.events, self.touched_orders, self.touched_contracts)
+    def take_changes(self) -> Changes:
+        """What changed since the last call: for the shell to persist and publish."""
+        out = Changes(
+            self.events,
+            self.touched_orders,
+            self.touched_contracts,
+            self.settled_now,
+            self.ledger.drain(),
+        )
         self.events, self.touched_orders, self.touched_contracts = [], set(), set()
+        self.settled_now = []
         return out
 
     def _next_id(self, kind: str) -> int:
@@ -1127,6 +1154,7 @@ class ExchangeCore:
         )
         contract.state = ContractState.SETTLED
         contract.settled_at = self.now
+        self.settled_now.append(contract_id)
         contract.seller_paid = legs.seller_payment
         contract.fees = legs.buyer_fee + legs.seller_fee
         contract.refunded = legs.refund

@@ -1,0 +1,285 @@
+"""Turn what an operation changed in the core into rows of the durable store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from api.db.store import Batch
+from exchange.core import Changes, ExchangeCore, OrderState
+from exchange.events import InstrumentListed, InstrumentStateChanged, Trade
+from exchange.operations import (
+    AddHardware,
+    AddPool,
+    AdvanceClock,
+    ConfirmHardware,
+    CreateAccount,
+    CreateGpuClass,
+    CreateTier,
+    Operation,
+    RegisterSite,
+    ReportDelivery,
+    UpdateTier,
+    encode_operation,
+)
+from exchange.settlement import Contract
+from exchange.units import format_money
+
+__all__ = ["order_row", "project"]
+
+_json = msgspec.json.Encoder()
+
+
+def order_row(o: OrderState) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "client_order_id": o.client_order_id,
+        "account_id": o.account_id,
+        "symbol": o.symbol,
+        "side": o.side.value,
+        "order_type": o.order_type.value,
+        "price": o.price,
+        "quantity": o.quantity,
+        "filled": o.filled,
+        "remaining": o.remaining,
+        "status": o.status.value,
+        "time_in_force": o.time_in_force.value,
+        "created_at": o.created_at,
+        "updated_at": o.updated_at,
+    }
+
+
+def contract_row(c: Contract) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "trade_id": c.trade_id,
+        "symbol": c.symbol,
+        "buyer": c.buyer,
+        "seller": c.seller,
+        "quantity": c.quantity,
+        "price": c.price,
+        "state": c.state.value,
+        "delivered_quantity": c.delivered_quantity,
+        "escrow": format_money(c.escrow),
+        "collateral": format_money(c.collateral),
+        "created_at": c.created_at,
+        "settled_at": c.settled_at,
+    }
+
+
+def _tier_rows(batch: Batch, core: ExchangeCore) -> None:
+    for code, record in core.tiers.items():
+        tier = record.tier
+        payload = {
+            "tick": tier.tick,
+            "lot": tier.lot,
+            "min_quantity": tier.min_quantity,
+            "max_quantity": tier.max_quantity,
+            "price_band_bps": tier.price_band_bps,
+            "maker_fee_bps": tier.maker_fee_bps,
+            "taker_fee_bps": tier.taker_fee_bps,
+            "shortfall_penalty_bps": tier.shortfall_penalty_bps,
+            "min_green_grade": tier.min_green_grade.label if tier.min_green_grade else None,
+            "regions": list(tier.regions),
+            "arithmetic_intensity": tier.arithmetic_intensity,
+            "window_hours": tier.window_hours,
+            "list_ahead_hours": tier.list_ahead_hours,
+            "gate_closure_minutes": tier.gate_closure_minutes,
+            "admin_price": record.admin_price,
+        }
+        batch.upsert(
+            "tiers",
+            code,
+            {
+                "code": code,
+                "precision": tier.precision.value,
+                "gpu_class": tier.gpu_class,
+                "status": record.status.value,
+                "reference_price": record.reference,
+                "payload": _json.encode(payload).decode(),
+            },
+        )
+
+
+def project(
+    batch: Batch, core: ExchangeCore, seq: int, op: Operation, result: Any, changes: Changes
+) -> None:
+    """Add the rows of one applied operation to ``batch``."""
+    batch.operations.append(
+        {
+            "seq": seq,
+            "applied_at": core.now,
+            "kind": type(op).__name__,
+            "payload": encode_operation(op),
+        }
+    )
+    for event in changes.events:
+        batch.insert(
+            "events",
+            {
+                "symbol": event.symbol,
+                "seq": event.seq,
+                "type": type(event).__name__,
+                "payload": _json.encode(event),
+            },
+        )
+        if isinstance(event, Trade):
+            batch.insert(
+                "trades",
+                {
+                    "id": event.trade_id,
+                    "symbol": event.symbol,
+                    "price": event.price,
+                    "quantity": event.quantity,
+                    "taker_side": event.taker_side.value,
+                    "taker_order_id": event.taker_order_id,
+                    "maker_order_id": event.maker_order_id,
+                    "ts": event.ts,
+                },
+            )
+        elif isinstance(event, InstrumentListed | InstrumentStateChanged):
+            inst = core.instruments[event.symbol]
+            batch.upsert(
+                "instruments",
+                event.symbol,
+                {
+                    "symbol": event.symbol,
+                    "tier": inst.instrument.tier.code,
+                    "delivery_start": inst.instrument.window.start,
+                    "delivery_end": inst.instrument.window.end,
+                    "gate_closure": inst.instrument.gate_closure,
+                    "state": inst.state.value,
+                },
+            )
+    for transfer in changes.transfers:
+        batch.insert(
+            "ledger_transfers",
+            {
+                "id": transfer.id,
+                "ts": transfer.ts,
+                "debit_owner": transfer.debit_owner,
+                "debit_kind": transfer.debit_kind.value,
+                "credit_owner": transfer.credit_owner,
+                "credit_kind": transfer.credit_kind.value,
+                "amount": format_money(transfer.amount),
+                "code": transfer.code.value,
+                "ref": transfer.ref,
+            },
+        )
+    for order_id in changes.orders:
+        batch.upsert("orders", order_id, order_row(core.orders[order_id]))
+    for contract_id in changes.contracts:
+        batch.upsert("contracts", contract_id, contract_row(core.contracts[contract_id]))
+    for contract_id in changes.settled:
+        c = core.contracts[contract_id]
+        batch.insert(
+            "settlements",
+            {
+                "contract_id": c.id,
+                "settled_at": c.settled_at,
+                "delivered_quantity": c.delivered_quantity,
+                "seller_paid": format_money(c.seller_paid),
+                "fees": format_money(c.fees),
+                "refunded": format_money(c.refunded),
+                "penalty": format_money(c.penalty_paid),
+            },
+        )
+    if isinstance(op, CreateAccount):
+        batch.upsert(
+            "accounts",
+            result.id,
+            {
+                "id": result.id,
+                "name": result.name,
+                "role": result.role,
+                "created_at": result.created_at,
+            },
+        )
+    elif isinstance(op, RegisterSite):
+        site = result.site
+        batch.upsert(
+            "sites",
+            result.id,
+            {
+                "id": result.id,
+                "owner": result.owner,
+                "name": result.name,
+                "region": site.region.value,
+                "location": result.location,
+                "pue": str(site.pue),
+                "green_share": str(site.green_share),
+                "emission_factor": str(site.emission_factor),
+                "emission_factor_version": site.emission_factor_version,
+                "green_grade": site.green_grade.label,
+            },
+        )
+    elif isinstance(op, AddPool):
+        batch.upsert(
+            "pools",
+            result.id,
+            {
+                "id": result.id,
+                "owner": result.owner,
+                "site_id": result.site_id,
+                "hardware_id": result.hardware_id,
+                "count": result.count,
+            },
+        )
+    elif isinstance(op, ReportDelivery):
+        contract_id, pool_id, device_seconds, _, ts = core.deliveries[-1]
+        batch.insert(
+            "deliveries",
+            {
+                "id": len(core.deliveries),
+                "contract_id": contract_id,
+                "pool_id": pool_id,
+                "device_seconds": device_seconds,
+                "ts": ts,
+            },
+        )
+    elif isinstance(op, CreateGpuClass):
+        batch.upsert(
+            "gpu_classes",
+            result.code,
+            {
+                "code": result.code,
+                "name": result.name,
+                "precision": result.precision.value,
+                "payload": _json.encode(
+                    {
+                        "min_dense_tflops": str(result.min_dense_tflops),
+                        "min_memory_gb": str(result.min_memory_gb),
+                        "min_memory_bandwidth_gbs": str(result.min_memory_bandwidth_gbs),
+                        "vendors": sorted(result.vendors) if result.vendors else None,
+                        "models": sorted(result.models) if result.models else None,
+                    }
+                ).decode(),
+            },
+        )
+    elif isinstance(op, AddHardware | ConfirmHardware):
+        model = result
+        batch.upsert(
+            "hardware",
+            model.id,
+            {
+                "id": model.id,
+                "vendor": model.vendor,
+                "model": model.model,
+                "quality": model.quality.value,
+                "confirmed": model.confirmed,
+                "payload": _json.encode(
+                    {
+                        "peak_tflops": {p.value: str(v) for p, v in model.peak_tflops.items()},
+                        "memory_gb": str(model.memory_gb) if model.memory_gb else None,
+                        "memory_bandwidth_gbs": str(model.memory_bandwidth_gbs)
+                        if model.memory_bandwidth_gbs
+                        else None,
+                        "tdp_w": str(model.tdp_w) if model.tdp_w else None,
+                        "source": model.source,
+                    }
+                ).decode(),
+            },
+        )
+    if isinstance(op, CreateTier | UpdateTier | AdvanceClock):
+        _tier_rows(batch, core)

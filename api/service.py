@@ -1,0 +1,248 @@
+"""The exchange service: the single writer around the pure core, with group commit.
+
+Requests become :mod:`exchange.operations`. The writer takes every operation queued at
+that moment (up to ``batch_max``), applies each to the in-memory
+:class:`~exchange.core.ExchangeCore` in arrival order, renders each result at once, writes
+the accepted operations and their projections in ONE transaction, and only after that
+commit answers the callers and publishes the events. So an acknowledged operation is
+durable, and many concurrent requests share one fsync (group commit).
+
+On start the service replays the operation log into a fresh core: books, holds,
+balances, sequence numbers and the state hash come back exactly.
+
+A failed commit leaves memory ahead of the disk; the service then stops accepting work
+(fail-stop) and must be restarted, which replays the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.db.store import Batch, Store
+from api.projection import project
+from exchange.core import ExchangeCore, Rejected
+from exchange.events import Event
+from exchange.invariants import InvariantViolation
+from exchange.operations import AdvanceClock, Operation
+
+__all__ = ["ExchangeService", "ServiceStopped", "Submission", "wall_clock_us"]
+
+Render = Callable[[Any], Any]
+
+
+def wall_clock_us() -> int:
+    return time.time_ns() // 1_000
+
+
+class ServiceStopped(RuntimeError):
+    """The writer stopped after a failed commit; restart the service to recover."""
+
+
+@dataclass
+class Submission:
+    op: Operation
+    render: Render | None = None
+    extra: Callable[[Any, Batch], None] | None = None  # extra rows in the same commit
+    future: asyncio.Future[Any] | None = None
+    outcome: Any = None
+    error: Rejected | None = None
+
+
+@dataclass
+class Published:
+    """What one commit made public: engine events and rendered private updates."""
+
+    events: list[Event] = field(default_factory=list)
+    orders: list[tuple[int, int]] = field(default_factory=list)  # (account, order id)
+
+
+class ExchangeService:
+    """Owns the core and the store; the only code path that changes exchange state."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: str = "real",
+        start_us: int | None = None,
+        max_open_orders: int = 1_000,
+        batch_max: int = 512,
+        check_invariants: bool = False,
+    ) -> None:
+        if clock not in ("real", "simulated"):
+            raise ValueError("clock is 'real' or 'simulated'")
+        self.store = store
+        self.clock = clock
+        self.batch_max = batch_max
+        self.check_invariants = check_invariants
+        self.core = ExchangeCore(max_open_orders=max_open_orders)
+        self.seq = 0
+        self.stopped: BaseException | None = None
+        self.listeners: list[Callable[[Published], None]] = []
+        self.order_renders: dict[int, Any] = {}
+        self._queue: asyncio.Queue[Submission] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._recover()
+        if self.seq == 0:
+            first = start_us if start_us is not None else wall_clock_us()
+            self.execute([Submission(AdvanceClock(first))])
+
+    # ------------------------------------------------------------------ recovery
+    def _recover(self) -> None:
+        core = self.core
+        for seq, op in self.store.operations():
+            try:
+                core.apply(op)
+            except Rejected as exc:  # the log holds accepted operations only
+                raise InvariantViolation(
+                    f"logged operation {seq} refused on replay: {exc.code}"
+                ) from exc
+            core.take_changes()
+            self.seq = seq
+        if self.check_invariants:
+            core.check()
+
+    # ------------------------------------------------------------------ applying
+    def _apply(self, items: Iterable[Submission]) -> tuple[Batch, Published]:
+        """Apply submissions in order to the core; collect rows and what to publish."""
+        if self.stopped is not None:
+            raise ServiceStopped(str(self.stopped))
+        core = self.core
+        batch = Batch()
+        published = Published()
+        items = list(items)
+        if self.clock == "real":
+            now = wall_clock_us()
+            if now > core.now:
+                items.insert(0, Submission(AdvanceClock(now)))
+        for item in items:
+            try:
+                result = core.apply(item.op)
+            except Rejected as exc:
+                item.error = exc
+                continue
+            self.seq += 1
+            changes = core.take_changes()
+            project(batch, core, self.seq, item.op, result, changes)
+            if item.extra is not None:
+                item.extra(result, batch)
+            item.outcome = item.render(result) if item.render is not None else result
+            published.events.extend(changes.events)
+            for order_id in sorted(changes.orders):
+                published.orders.append((core.orders[order_id].account_id, order_id))
+        if self.check_invariants:
+            core.check()
+        return batch, published
+
+    def execute(self, items: list[Submission]) -> list[Submission]:
+        """Apply and durably commit ``items`` now, synchronously (CLI, demo, tests)."""
+        batch, published = self._apply(items)
+        try:
+            self.store.write(batch)
+        except BaseException as exc:
+            self.stopped = exc
+            raise
+        self._publish(published)
+        return items
+
+    def run(self, op: Operation, render: Render | None = None) -> Any:
+        """Apply one operation durably; return its (rendered) result or raise Rejected."""
+        item = self.execute([Submission(op, render)])[0]
+        if item.error is not None:
+            raise item.error
+        return item.outcome
+
+    def _publish(self, published: Published) -> None:
+        for listener in list(self.listeners):
+            listener(published)
+
+    # ------------------------------------------------------------------ async writer
+    async def start(self, tick_seconds: float = 1.0) -> None:
+        self._queue = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write_loop(), name="suanli-writer")
+        if self.clock == "real":
+            self._ticker = asyncio.create_task(self._tick_loop(tick_seconds), name="suanli-clock")
+
+    async def stop(self) -> None:
+        for task in (self._ticker, self._writer):
+            if task is not None:
+                task.cancel()
+        for task in (self._ticker, self._writer):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self.store.close()
+
+    async def submit(
+        self,
+        op: Operation,
+        render: Render | None = None,
+        extra: Callable[[Any, Batch], None] | None = None,
+    ) -> Any:
+        """Queue one operation; resolve once it is durable. Raises Rejected on refusal."""
+        item = (await self.submit_many([Submission(op, render, extra)]))[0]
+        if item.error is not None:
+            raise item.error
+        return item.outcome
+
+    async def submit_many(self, items: list[Submission]) -> list[Submission]:
+        """Queue several operations that commit together; each accepted or refused alone."""
+        if self.stopped is not None:
+            raise ServiceStopped(str(self.stopped))
+        if self._queue is None:
+            raise RuntimeError("service not started")
+        loop = asyncio.get_running_loop()
+        futures = []
+        for item in items:
+            item.future = loop.create_future()
+            futures.append(item.future)
+        for item in items:
+            self._queue.put_nowait(item)
+        await asyncio.gather(*futures)
+        return items
+
+    async def _write_loop(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        while True:
+            items = [await queue.get()]
+            while len(items) < self.batch_max and not queue.empty():
+                items.append(queue.get_nowait())
+            try:
+                batch, published = self._apply(items)
+                await loop.run_in_executor(None, self.store.write, batch)
+            except BaseException as exc:  # a failed commit: memory is ahead of disk
+                self.stopped = exc
+                for item in items:
+                    if item.future is not None and not item.future.done():
+                        item.future.set_exception(ServiceStopped(repr(exc)))
+                self._fail_queued(queue, exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                return
+            for item in items:
+                if item.future is not None and not item.future.done():
+                    item.future.set_result(item)
+            self._publish(published)
+
+    @staticmethod
+    def _fail_queued(queue: asyncio.Queue[Submission], exc: BaseException) -> None:
+        while not queue.empty():
+            item = queue.get_nowait()
+            if item.future is not None and not item.future.done():
+                item.future.set_exception(ServiceStopped(repr(exc)))
+
+    async def _tick_loop(self, seconds: float) -> None:
+        """Real clock: advance the exchange clock even when no request arrives."""
+        while True:
+            await asyncio.sleep(seconds)
+            if self.stopped is not None:
+                return
+            await self.submit(AdvanceClock(max(wall_clock_us(), self.core.now)))
