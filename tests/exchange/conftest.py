@@ -9,7 +9,18 @@ than in ``tests/conftest.py`` so that this package owns its settings.)
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 from hypothesis import HealthCheck, settings
+
+# When a Hypothesis test fails, its pytest plugin imports hypothesis.extra._patching
+# (libcst) to suggest a patch; in this environment that import emits a
+# DeprecationWarning, which the pytest config turns into an error that crashes the whole
+# run (INTERNALERROR) instead of reporting the failure. Import it once here, quietly.
+with warnings.catch_warnings(), contextlib.suppress(ImportError):
+    warnings.simplefilter("ignore")
+    import hypothesis.extra._patching  # noqa: F401
 
 _COMMON = {
     "deadline": None,

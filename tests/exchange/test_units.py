@@ -1,0 +1,146 @@
+"""Fixed-point units: exact parsing and formatting, and what they refuse."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from exchange.units import (
+    MAX_DIGITS,
+    UnitsError,
+    format_money,
+    format_price,
+    format_quantity,
+    format_units,
+    mul_bps_ceil,
+    notional,
+    parse_money,
+    parse_price,
+    parse_quantity,
+    parse_units,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "units"),
+    [
+        ("12.5", 125_000),
+        ("12", 120_000),
+        ("0.0001", 1),
+        ("0", 0),
+        ("+3.25", 32_500),
+        ("007.10", 71_000),
+        ("1.00000000", 10_000),  # trailing zeros beyond the places are not a loss
+        (" 2.5 ", 25_000),
+        (12, 120_000),
+        (Decimal("1.2345"), 12_345),
+        (Decimal("5E+1"), 500_000),  # a Decimal is a value, not text: no exponent syntax
+    ],
+)
+def test_parse_price_is_exact(text: str | int | Decimal, units: int) -> None:
+    assert parse_price(text) == units
+
+
+def test_quantity_and_money_scales() -> None:
+    assert parse_quantity("0.000001") == 1
+    assert parse_quantity("1") == 1_000_000
+    assert parse_money("0.0000000001") == 1
+    assert notional(parse_price("2.5"), parse_quantity("4")) == parse_money("10")
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("NaN", "invalid_decimal"),
+        ("nan", "invalid_decimal"),
+        ("inf", "invalid_decimal"),
+        ("-Infinity", "invalid_decimal"),
+        ("1e3", "invalid_decimal"),
+        ("1E-2", "invalid_decimal"),
+        ("0x10", "invalid_decimal"),
+        ("1.", "invalid_decimal"),
+        (".5", "invalid_decimal"),
+        ("", "invalid_decimal"),
+        ("1 000", "invalid_decimal"),
+        ("1,5", "invalid_decimal"),
+        ("1.00001", "too_many_decimals"),
+        ("0.00005", "too_many_decimals"),
+        ("1" + "0" * MAX_DIGITS, "out_of_range"),
+        ("9" * 41, "invalid_decimal"),
+        ("-1", "negative_value"),
+        ("-0.0001", "negative_value"),
+    ],
+)
+def test_parse_price_refuses(text: str, code: str) -> None:
+    with pytest.raises(UnitsError) as info:
+        parse_price(text)
+    assert info.value.code == code
+
+
+@pytest.mark.parametrize(
+    "value", [1.5, 0.1, True, Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity"), None]
+)
+def test_parse_refuses_floats_bools_and_non_finite_decimals(value: object) -> None:
+    with pytest.raises(UnitsError) as info:
+        parse_price(value)  # type: ignore[arg-type]
+    assert info.value.code == "invalid_decimal"
+
+
+def test_largest_accepted_and_first_refused_size() -> None:
+    assert parse_quantity("9" * MAX_DIGITS) == int("9" * MAX_DIGITS) * 10**6
+    assert parse_quantity("0" * 5 + "9" * MAX_DIGITS) == int("9" * MAX_DIGITS) * 10**6
+    with pytest.raises(UnitsError):
+        parse_quantity("9" * (MAX_DIGITS + 1))
+
+
+def test_quantity_refuses_a_seventh_decimal() -> None:
+    assert parse_quantity("1.000001") == 1_000_001
+    with pytest.raises(UnitsError) as info:
+        parse_quantity("1.0000001")
+    assert info.value.code == "too_many_decimals"
+
+
+def test_negative_only_when_allowed() -> None:
+    assert parse_units("-1.5", 2, allow_negative=True) == -150
+    with pytest.raises(UnitsError):
+        parse_units("-1.5", 2)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(125_000, "12.5"), (120_000, "12"), (1, "0.0001"), (0, "0"), (10_001, "1.0001")],
+)
+def test_format_price_is_canonical(value: int, text: str) -> None:
+    assert format_price(value) == text
+
+
+def test_format_quantity_and_money() -> None:
+    assert format_quantity(1) == "0.000001"
+    assert format_quantity(2_500_000) == "2.5"
+    assert format_money(10**10) == "1.00"
+    assert format_money(5 * 10**9) == "0.50"
+    assert format_money(1) == "0.0000000001"
+    assert format_units(-150, 2) == "-1.5"
+    assert format_units(-5, 2) == "-0.05"
+
+
+@given(st.integers(min_value=-(10**18) + 1, max_value=10**18 - 1), st.integers(0, 10))
+def test_format_then_parse_round_trips(value: int, decimals: int) -> None:
+    assert parse_units(format_units(value, decimals), decimals, allow_negative=True) == value
+
+
+@given(st.integers(min_value=0, max_value=10**15), st.integers(0, 12))
+def test_parse_then_format_round_trips_canonical_text(value: int, decimals: int) -> None:
+    text = format_units(value, decimals)
+    assert format_units(parse_units(text, decimals), decimals) == text
+
+
+@pytest.mark.parametrize(
+    ("amount", "bps", "fee"),
+    [(0, 30, 0), (1, 1, 1), (10_000, 1, 1), (10_001, 1, 2), (20_000, 1, 2), (1_000_000, 25, 2_500)],
+)
+def test_fees_round_up_never_in_the_payers_favour(amount: int, bps: int, fee: int) -> None:
+    assert mul_bps_ceil(amount, bps) == fee
