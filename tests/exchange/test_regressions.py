@@ -102,3 +102,24 @@ def test_reference_engine_agrees_with_the_documented_amend_after_decrement() -> 
         ("book", "sell", 100, 6),
     ]
     assert ref.resting(SYM, SELL) == [(1, A, 100, 5), (3, B, 100, 1)]
+
+
+def test_a_resting_gtc_limit_order_keeps_its_stp_mode_for_an_amendment() -> None:
+    """Found by test_orders (amend to a crossing price).
+
+    A plain GTC limit order placed with stp=cancel_oldest rests through the engine's
+    fast path, which stores the default terms: the order's mode becomes cancel_newest.
+    When an amendment re-enters it "as if new ... with its own self-trade mode", it meets
+    A's own bid and cancels itself instead of cancelling the resting own order and
+    trading on with C's bid.
+    """
+    engine = new_engine()
+    limit(engine, 1, A, BUY, 99, 2)
+    limit(engine, 2, B, BUY, 99, 2)
+    limit(engine, 3, A, SELL, 101, 5, stp=SelfTradePrevention.CANCEL_OLDEST)
+    order = engine.resting_order(3)
+    assert order is not None and order.stp is SelfTradePrevention.CANCEL_OLDEST
+    assert briefs(engine.amend(A, 3, 99, None))[2:4] == [
+        ("cancelled", 1, 2, "self_trade"),
+        ("trade", 99, 2, 3, 2, 0),
+    ]
