@@ -47,7 +47,8 @@ class ServiceStopped(RuntimeError):
 class Submission:
     op: Operation
     render: Render | None = None
-    extra: Callable[[Any, Batch], None] | None = None  # extra rows in the same commit
+    # Extra rows for the same commit, given the rendered outcome (API keys, idempotency).
+    extra: Callable[[Any, Batch], None] | None = None
     future: asyncio.Future[Any] | None = None
     outcome: Any = None
     error: Rejected | None = None
@@ -130,9 +131,9 @@ class ExchangeService:
             self.seq += 1
             changes = core.take_changes()
             project(batch, core, self.seq, item.op, result, changes)
-            if item.extra is not None:
-                item.extra(result, batch)
             item.outcome = item.render(result) if item.render is not None else result
+            if item.extra is not None:
+                item.extra(item.outcome, batch)
             published.events.extend(changes.events)
             for order_id in sorted(changes.orders):
                 published.orders.append((core.orders[order_id].account_id, order_id))

@@ -319,6 +319,8 @@ class ExchangeCore:
         self.pools: dict[int, PoolRecord] = {}
         self.orders: dict[int, OrderState] = {}
         self.client_ids: dict[tuple[int, str], int] = {}
+        self.account_orders: dict[int, list[int]] = {}  # account -> its order ids, in order
+        self.account_contracts: dict[int, list[int]] = {}  # account -> contract ids
         self.open_counts: dict[tuple[int, str], int] = {}
         self.contracts: dict[int, Contract] = {}
         self.deliveries: list[tuple[int, int, int, int, int]] = []  # contract, pool, ds, qty, ts
@@ -805,6 +807,7 @@ class ExchangeCore:
         hold = self.ledger.open_hold(Timestamp(self.now), op.account_id, need, f"order:{order_id}")
         order.hold_id = hold.id
         self.orders[order_id] = order
+        self.account_orders.setdefault(op.account_id, []).append(order_id)
         if op.client_order_id is not None:
             self.client_ids[(op.account_id, op.client_order_id)] = order_id
         key = (op.account_id, inst.symbol)
@@ -1024,6 +1027,9 @@ class ExchangeCore:
             created_at=self.now,
         )
         self.contracts[contract_id] = contract
+        self.account_contracts.setdefault(contract.buyer, []).append(contract_id)
+        if contract.seller != contract.buyer:
+            self.account_contracts.setdefault(contract.seller, []).append(contract_id)
         inst = self.instruments[t.symbol]
         inst.contract_ids.append(contract_id)
         inst.last_price = Price(t.price)

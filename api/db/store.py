@@ -54,6 +54,7 @@ _TABLES: dict[str, Table] = {
         ("operation_log", t.OperationRow),
         ("accounts", t.AccountRow),
         ("api_keys", t.ApiKeyRow),
+        ("idempotency_keys", t.IdempotencyRow),
         ("hardware", t.HardwareRow),
         ("gpu_classes", t.GpuClassRow),
         ("tiers", t.TierRow),
@@ -113,6 +114,11 @@ class Store:
                 select(table.c.account_id).where(table.c.key_hash == hash_key(key))
             ).scalar()
         return None if value is None else int(value)
+
+    def all_rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of a small table (API keys, idempotency records) for start-up."""
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(_TABLES[table]))]
 
     def count(self, table: str) -> int:
         with self.engine.connect() as conn:

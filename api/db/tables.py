@@ -20,6 +20,7 @@ __all__ = [
     "EventRow",
     "GpuClassRow",
     "HardwareRow",
+    "IdempotencyRow",
     "InstrumentRow",
     "OperationRow",
     "OrderRow",
@@ -56,6 +57,18 @@ class ApiKeyRow(SQLModel, table=True):
     account_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     key_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     prefix: str = Field(sa_column=Column(String(16), nullable=False))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class IdempotencyRow(SQLModel, table=True):
+    """The stored response of a mutating request sent with an Idempotency-Key header."""
+
+    __tablename__ = "idempotency_keys"
+    account_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    key: str = Field(sa_column=Column(String(100), primary_key=True))
+    request_digest: str = Field(sa_column=Column(String(64), nullable=False))
+    status: int = Field(sa_column=Column(BigInteger, nullable=False))
+    body: str = Field(sa_column=Column(Text, nullable=False))
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 

@@ -1,0 +1,151 @@
+"""The FastAPI application: wires settings, the durable service, routes and the WebSocket."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from api.db.store import Store
+from api.deps import Context, RateLimiter
+from api.errors import error_body, install_error_handlers
+from api.routes import accounts, catalog, market, operation, orders, sellers
+from api.service import ExchangeService, Submission
+from api.settings import Settings
+from api.views import parse_iso
+from api.ws import Hub
+from api.ws import router as ws_router
+from exchange.operations import CreateAccount
+
+__all__ = ["BodySizeLimit", "bootstrap_admin_key", "build_context", "create_app"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodySizeLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                await self._reject(send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        body = json.dumps(
+            error_body("request_too_large", f"bodies are at most {self.max_bytes} bytes")
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def build_context(settings: Settings) -> Context:
+    """Open the store (migrating it), replay the log, load keys and idempotency records."""
+    start = parse_iso(settings.start) if settings.start else None
+    store = Store(settings.database_url)
+    service = ExchangeService(
+        store,
+        clock=settings.clock,
+        start_us=start,
+        max_open_orders=settings.max_open_orders,
+        batch_max=settings.batch_max,
+        check_invariants=settings.check_invariants,
+    )
+    ctx = Context(
+        service, settings, limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    )
+    for row in store.all_rows("api_keys"):
+        ctx.remember_key(row["prefix"], row["key_hash"], row["account_id"])
+    for row in store.all_rows("idempotency_keys"):
+        ctx.idempotency[(row["account_id"], row["key"])] = (
+            row["request_digest"],
+            int(row["status"]),
+            json.loads(row["body"]),
+        )
+    if settings.admin_key:
+        bootstrap_admin_key(ctx, settings.admin_key)
+    return ctx
+
+
+def bootstrap_admin_key(ctx: Context, key: str, name: str = "admin") -> int:
+    """Register ``key`` as an admin key (idempotently); returns its account id."""
+    known = ctx.lookup(key)
+    if known is not None:
+        return known
+    if len(key) < 16:
+        raise ValueError("an admin key needs at least 16 characters")
+
+    def register(record: Any, batch: Any) -> None:
+        ctx.register_key(batch, record.id, key, ctx.service.core.now)
+
+    item = ctx.service.execute([Submission(CreateAccount(name, "admin"), extra=register)])[0]
+    if item.error is not None:
+        raise item.error
+    return int(item.outcome.id)
+
+
+def create_app(settings: Settings | None = None, context: Context | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = context or build_context(settings)
+        app.state.context = ctx
+        app.state.hub = Hub(ctx)
+        await ctx.service.start()
+        try:
+            yield
+        finally:
+            await ctx.service.stop()
+
+    app = FastAPI(
+        title="suanli",
+        version="1",
+        summary="An exchange for compute power: PF·h of accelerator capacity by delivery window.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (operation, accounts, catalog, sellers, orders, market):
+        app.include_router(module.router)
+    app.include_router(ws_router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

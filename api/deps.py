@@ -1,0 +1,210 @@
+"""Request dependencies: the app context, authentication, roles, rate limits, pagination,
+decimal parsing and idempotency keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query, Request
+
+from api.db.store import Batch, hash_key
+from api.errors import ApiError
+from api.service import ExchangeService
+from api.settings import Settings
+from exchange.core import AccountRecord
+from exchange.units import UnitsError, parse_units
+
+__all__ = [
+    "AdminAccount",
+    "Context",
+    "CurrentAccount",
+    "Page",
+    "RateLimiter",
+    "generate_key",
+    "get_context",
+    "paginate",
+    "units",
+]
+
+
+def generate_key() -> str:
+    """A new API key: 32 random bytes, URL-safe, with a recognisable prefix."""
+    return "sk_" + secrets.token_urlsafe(32)
+
+
+class RateLimiter:
+    """A token bucket per key: ``rate`` requests per second, bursts of ``burst``."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """0 when allowed; otherwise the seconds to wait before a token is free."""
+        if self.rate <= 0:
+            return 0.0
+        t = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(key, (float(self.burst), t))
+        tokens = min(float(self.burst), tokens + (t - last) * self.rate)
+        if tokens >= 1:
+            self._buckets[key] = (tokens - 1, t)
+            return 0.0
+        self._buckets[key] = (tokens, t)
+        return (1 - tokens) / self.rate
+
+
+@dataclass
+class Context:
+    """Everything a request handler needs, built once at start."""
+
+    service: ExchangeService
+    settings: Settings
+    # key prefix (public, 12 characters) -> [(SHA-256 digest of the key, account id)]
+    keys: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
+    idempotency: dict[tuple[int, str], tuple[str, int, Any]] = field(default_factory=dict)
+
+    def register_key(self, batch: Batch, account_id: int, key: str, now: int) -> None:
+        """Remember a new key (digest only) and persist it in the same commit as ``batch``."""
+        digest = hash_key(key)
+        batch.insert(
+            "api_keys",
+            {"account_id": account_id, "key_hash": digest, "prefix": key[:12], "created_at": now},
+        )
+        self.remember_key(key[:12], digest, account_id)
+
+    def remember_key(self, prefix: str, digest: str, account_id: int) -> None:
+        self.keys.setdefault(prefix, []).append((digest, account_id))
+
+    def lookup(self, key: str) -> int | None:
+        """The account of ``key``: found by its public prefix, then the SHA-256 digests
+        compared in constant time."""
+        digest = hash_key(key)
+        found = None
+        for stored, account_id in self.keys.get(key[:12], ()):
+            if hmac.compare_digest(stored, digest):
+                found = account_id
+        return found
+
+
+def get_context(request: Request) -> Context:
+    ctx: Context = request.app.state.context
+    return ctx
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+
+
+def _account(ctx: Context, authorization: str | None) -> AccountRecord:
+    if not authorization or not authorization.startswith("Bearer "):
+        raise ApiError("unauthorized", "send Authorization: Bearer <api key>")
+    key = authorization[7:].strip()
+    if not key or len(key) > 200:
+        raise ApiError("unauthorized", "invalid API key")
+    account_id = ctx.lookup(key)
+    if account_id is None:
+        raise ApiError("unauthorized", "invalid API key")
+    record = ctx.service.core.accounts.get(account_id)
+    if record is None:
+        raise ApiError("unauthorized", "invalid API key")
+    return record
+
+
+def current_account(
+    ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
+) -> AccountRecord:
+    return _account(ctx, authorization)
+
+
+def admin_account(
+    ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
+) -> AccountRecord:
+    record = _account(ctx, authorization)
+    if record.role != "admin":
+        raise ApiError("forbidden", "an admin key is required")
+    return record
+
+
+def optional_account(
+    ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
+) -> AccountRecord | None:
+    return _account(ctx, authorization) if authorization else None
+
+
+CurrentAccount = Annotated[AccountRecord, Depends(current_account)]
+AdminAccount = Annotated[AccountRecord, Depends(admin_account)]
+
+
+def throttle(ctx: Context, account: AccountRecord) -> None:
+    """Order entry is rate limited per key; cancels never call this."""
+    wait = ctx.limiter.take(str(account.id))
+    if wait > 0:
+        raise ApiError(
+            "rate_limited",
+            "order entry rate limit exceeded; cancels are still accepted",
+            headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+        )
+
+
+def units(text: str | None, decimals: int, name: str, *, positive: bool = True) -> int | None:
+    """A request decimal -> integer minor units, or a 422 with a stable code."""
+    if text is None:
+        return None
+    try:
+        value = parse_units(text, decimals)
+    except UnitsError as exc:
+        code = "invalid_tick" if exc.code == "too_many_decimals" and name == "price" else exc.code
+        raise ApiError(
+            code if code != "negative_value" else f"invalid_{name}", f"{name}: {exc}"
+        ) from exc
+    if positive and value <= 0:
+        raise ApiError(f"invalid_{name}", f"{name} must be positive")
+    return value
+
+
+@dataclass
+class Page:
+    limit: int
+    cursor: int | None
+
+
+def page_params(
+    ctx: ContextDep,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> Page:
+    if cursor is not None and not cursor.isdigit():
+        raise ApiError("invalid_cursor", "cursor is the next_cursor of a previous page")
+    return Page(min(limit, ctx.settings.page_limit_max), int(cursor) if cursor else None)
+
+
+PageDep = Annotated[Page, Depends(page_params)]
+
+
+def paginate(
+    items: Sequence[Any], page: Page, key: Callable[[Any], int], render: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """``items`` sorted by ``key`` ascending; the cursor is the last key of a page."""
+    if page.cursor is not None:
+        items = [i for i in items if key(i) > page.cursor]
+    chunk = items[: page.limit]
+    more = len(items) > page.limit
+    return {
+        "data": [render(i) for i in chunk],
+        "next_cursor": str(key(chunk[-1])) if more and chunk else None,
+    }
+
+
+def body_digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+__all__ += ["ContextDep", "PageDep", "body_digest", "optional_account", "throttle"]

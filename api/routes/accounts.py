@@ -1,0 +1,136 @@
+"""Accounts, deposits, withdrawals, balances and the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
+from sqlalchemy import or_, select
+
+from api.db.store import Batch
+from api.db.tables import TransferRow
+from api.deps import AdminAccount, ContextDep, CurrentAccount, PageDep, generate_key, units
+from api.routes.common import submit_idempotent
+from api.schemas import AccountIn, AmountIn
+from api.views import account_view, transfer_view
+from exchange.core import AccountRecord
+from exchange.ledger import AccountKind, Transfer, TransferCode
+from exchange.operations import CreateAccount, Deposit, Withdraw
+from exchange.units import MONEY_DECIMALS, parse_money
+
+router = APIRouter(prefix="/v1", tags=["accounts"])
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+@router.post("/admin/accounts", status_code=201)
+async def create_account(
+    body: AccountIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
+) -> JSONResponse:
+    """Create a trader or admin account; its API key is in this response only."""
+    key = generate_key()
+
+    def render(record: AccountRecord) -> dict[str, Any]:
+        return {"id": record.id, "name": record.name, "role": record.role, "api_key": key}
+
+    def register(outcome: dict[str, Any], batch: Batch) -> None:
+        ctx.register_key(batch, outcome["id"], key, ctx.service.core.now)
+
+    return await submit_idempotent(
+        ctx,
+        admin,
+        idempotency_key,
+        body.model_dump(),
+        CreateAccount(body.name, body.role),
+        render,
+        extra=register,
+        redact=("api_key",),
+    )
+
+
+def _transfer(t: Transfer) -> dict[str, Any]:
+    return transfer_view(t)
+
+
+@router.post("/admin/accounts/{account_id}/deposits", status_code=201)
+async def deposit(
+    account_id: int,
+    body: AmountIn,
+    ctx: ContextDep,
+    admin: AdminAccount,
+    idempotency_key: IdemKey = None,
+) -> JSONResponse:
+    amount = units(body.amount, MONEY_DECIMALS, "amount") or 0
+    return await submit_idempotent(
+        ctx,
+        admin,
+        idempotency_key,
+        {"account": account_id, **body.model_dump()},
+        Deposit(account_id, amount),
+        _transfer,
+    )
+
+
+@router.post("/admin/accounts/{account_id}/withdrawals", status_code=201)
+async def withdraw(
+    account_id: int,
+    body: AmountIn,
+    ctx: ContextDep,
+    admin: AdminAccount,
+    idempotency_key: IdemKey = None,
+) -> JSONResponse:
+    amount = units(body.amount, MONEY_DECIMALS, "amount") or 0
+    return await submit_idempotent(
+        ctx,
+        admin,
+        idempotency_key,
+        {"account": account_id, **body.model_dump()},
+        Withdraw(account_id, amount),
+        _transfer,
+    )
+
+
+@router.get("/account")
+async def my_account(ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
+    return account_view(ctx.service.core, account)
+
+
+@router.get("/account/ledger")
+async def my_ledger(ctx: ContextDep, account: CurrentAccount, page: PageDep) -> dict[str, Any]:
+    """The account's ledger entries, oldest first, from the durable transfer table."""
+    table = TransferRow.__table__  # type: ignore[attr-defined]
+    query = (
+        select(table)
+        .where(or_(table.c.debit_owner == account.id, table.c.credit_owner == account.id))
+        .order_by(table.c.id)
+        .limit(page.limit + 1)
+    )
+    if page.cursor is not None:
+        query = query.where(table.c.id > page.cursor)
+
+    def read() -> list[Any]:
+        with ctx.service.store.engine.connect() as conn:
+            return list(conn.execute(query))
+
+    rows = await asyncio.get_running_loop().run_in_executor(None, read)
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    data = [
+        transfer_view(
+            Transfer(
+                r.id,
+                r.ts,
+                r.debit_owner,
+                AccountKind(r.debit_kind),
+                r.credit_owner,
+                AccountKind(r.credit_kind),
+                parse_money(r.amount),
+                TransferCode(r.code),
+                r.ref,
+            ),
+            viewer=account.id,
+        )
+        for r in rows
+    ]
+    return {"data": data, "next_cursor": str(rows[-1].id) if more and rows else None}

@@ -1,0 +1,205 @@
+"""Hardware catalog, GPU classes, tiers and instruments."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+
+from api.deps import AdminAccount, ContextDep, PageDep, paginate, units
+from api.routes.common import submit_idempotent
+from api.schemas import GpuClassIn, HardwareIn, TierIn, TierPatch
+from api.views import gpu_class_view, hardware_view, instrument_view, tier_view
+from exchange.core import InstrumentRecord, TierRecord
+from exchange.operations import (
+    AddHardware,
+    CreateGpuClass,
+    CreateTier,
+    HaltInstrument,
+    ResumeInstrument,
+    UpdateTier,
+)
+from exchange.operations import FigureIn as Figure
+from exchange.units import PRICE_DECIMALS, QUANTITY_DECIMALS
+from pricing import AcceleratorModel, GpuClass
+
+router = APIRouter(prefix="/v1", tags=["catalog"])
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+@router.get("/hardware")
+async def list_hardware(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
+    models = sorted(ctx.service.core.catalog.values(), key=lambda m: m.id)
+    indexed = list(enumerate(models, start=1))
+    return paginate(indexed, page, lambda x: x[0], lambda x: hardware_view(x[1]))
+
+
+@router.post("/admin/hardware", status_code=201)
+async def add_hardware(
+    body: HardwareIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
+) -> JSONResponse:
+    """Add a model. Figures listed in ``with_sparsity`` are halved; contradictions and
+    known marketing figures are refused with a stable code."""
+    op = AddHardware(
+        vendor=body.vendor,
+        model=body.model,
+        figures={
+            p: Figure(
+                v,
+                with_sparsity=p in body.with_sparsity,
+                accumulation="fp16" if p in body.fp16_accumulation else None,
+            )
+            for p, v in body.peak_tflops.items()
+        },
+        memory_gb=body.memory_gb,
+        memory_bandwidth_gbs=body.memory_bandwidth_gbs,
+        tdp_w=body.tdp_w,
+        quality=body.quality,
+        source=body.source,
+        id=body.id,
+        confirmed=body.confirmed,
+    )
+
+    def render(model: AcceleratorModel) -> dict[str, Any]:
+        return hardware_view(model)
+
+    return await submit_idempotent(ctx, admin, idempotency_key, body.model_dump(), op, render)
+
+
+@router.get("/gpu-classes")
+async def list_gpu_classes(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
+    core = ctx.service.core
+    rules = list(enumerate(sorted(core.gpu_classes.values(), key=lambda r: r.code), start=1))
+    return paginate(
+        rules, page, lambda x: x[0], lambda x: gpu_class_view(x[1], core.class_members[x[1].code])
+    )
+
+
+@router.post("/admin/gpu-classes", status_code=201)
+async def create_gpu_class(
+    body: GpuClassIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
+) -> JSONResponse:
+    core = ctx.service.core
+
+    def render(rule: GpuClass) -> dict[str, Any]:
+        return gpu_class_view(rule, core.class_members[rule.code])
+
+    op = CreateGpuClass(
+        body.code,
+        body.name,
+        body.precision,
+        body.min_dense_tflops,
+        body.min_memory_gb,
+        body.min_memory_bandwidth_gbs,
+        body.vendors,
+        body.models,
+    )
+    return await submit_idempotent(ctx, admin, idempotency_key, body.model_dump(), op, render)
+
+
+@router.get("/tiers")
+async def list_tiers(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
+    tiers = list(enumerate(ctx.service.core.tiers.values(), start=1))
+    return paginate(tiers, page, lambda x: x[0], lambda x: tier_view(x[1]))
+
+
+def _pct_bps(text: str | None, name: str) -> int | None:
+    return units(text, 2, name, positive=False)
+
+
+@router.post("/admin/tiers", status_code=201)
+async def create_tier(
+    body: TierIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
+) -> JSONResponse:
+    """Create a tier; its instruments for the coming windows are listed at once."""
+    op = CreateTier(
+        code=body.code,
+        precision=body.precision,
+        gpu_class=body.gpu_class,
+        min_green_grade=body.min_green_grade,
+        regions=list(body.regions or []),
+        tick=units(body.tick_size, PRICE_DECIMALS, "tick_size") or 0,
+        lot=units(body.lot_size, QUANTITY_DECIMALS, "lot_size") or 0,
+        min_quantity=units(body.min_quantity, QUANTITY_DECIMALS, "min_quantity") or 0,
+        max_quantity=units(body.max_quantity, QUANTITY_DECIMALS, "max_quantity") or 0,
+        price_band_bps=_pct_bps(body.price_band_pct, "price_band_pct") or 0,
+        maker_fee_bps=body.maker_fee_bps,
+        taker_fee_bps=body.taker_fee_bps,
+        shortfall_penalty_bps=_pct_bps(body.shortfall_penalty_pct, "shortfall_penalty_pct") or 0,
+        reference_price=units(body.reference_price, PRICE_DECIMALS, "reference_price") or 0,
+        arithmetic_intensity=body.arithmetic_intensity,
+        window_hours=body.window_hours,
+        list_ahead_hours=body.list_ahead_hours,
+        gate_closure_minutes=body.gate_closure_minutes,
+    )
+
+    def render(record: TierRecord) -> dict[str, Any]:
+        return tier_view(record)
+
+    return await submit_idempotent(ctx, admin, idempotency_key, body.model_dump(), op, render)
+
+
+@router.patch("/admin/tiers/{code}")
+async def update_tier(
+    code: str, body: TierPatch, ctx: ContextDep, _: AdminAccount
+) -> dict[str, Any]:
+    op = UpdateTier(
+        code=code,
+        status=body.status,
+        maker_fee_bps=body.maker_fee_bps,
+        taker_fee_bps=body.taker_fee_bps,
+        price_band_bps=_pct_bps(body.price_band_pct, "price_band_pct"),
+        shortfall_penalty_bps=_pct_bps(body.shortfall_penalty_pct, "shortfall_penalty_pct"),
+        reference_price=units(body.reference_price, PRICE_DECIMALS, "reference_price"),
+        list_ahead_hours=body.list_ahead_hours,
+    )
+    result: dict[str, Any] = await ctx.service.submit(op, tier_view)
+    return result
+
+
+@router.get("/instruments")
+async def list_instruments(
+    ctx: ContextDep,
+    page: PageDep,
+    tier: Annotated[str | None, Query(max_length=32)] = None,
+    state: Annotated[str | None, Query(max_length=16)] = None,
+) -> dict[str, Any]:
+    core = ctx.service.core
+    items = [
+        i
+        for i in core.instruments.values()
+        if (tier is None or i.instrument.tier.code == tier)
+        and (state is None or i.state.value == state)
+    ]
+    items.sort(key=lambda i: (i.instrument.window.start, i.symbol))
+    indexed = list(enumerate(items, start=1))
+    return paginate(indexed, page, lambda x: x[0], lambda x: instrument_view(core, x[1]))
+
+
+@router.get("/instruments/{symbol}")
+async def get_instrument(symbol: str, ctx: ContextDep) -> dict[str, Any]:
+    core = ctx.service.core
+    return instrument_view(core, core.instrument(symbol), detail=True)
+
+
+@router.post("/admin/instruments/{symbol}/halt")
+async def halt(symbol: str, ctx: ContextDep, _: AdminAccount) -> dict[str, Any]:
+    core = ctx.service.core
+
+    def render(inst: InstrumentRecord) -> dict[str, Any]:
+        return instrument_view(core, inst, detail=True)
+
+    result: dict[str, Any] = await ctx.service.submit(HaltInstrument(symbol), render)
+    return result
+
+
+@router.post("/admin/instruments/{symbol}/resume")
+async def resume(symbol: str, ctx: ContextDep, _: AdminAccount) -> dict[str, Any]:
+    core = ctx.service.core
+
+    def render(inst: InstrumentRecord) -> dict[str, Any]:
+        return instrument_view(core, inst, detail=True)
+
+    result: dict[str, Any] = await ctx.service.submit(ResumeInstrument(symbol), render)
+    return result

@@ -1,0 +1,274 @@
+"""Public market data: books, trades, candles, prices, forward curves, quotes, metering."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from api.deps import ContextDep, PageDep, paginate, units
+from api.errors import ApiError
+from api.views import format_fraction, iso
+from exchange.core import ExchangeCore, Rejected
+from exchange.orders import Side
+from exchange.products import Precision
+from exchange.units import (
+    PRICE_DECIMALS,
+    QUANTITY_DECIMALS,
+    Quantity,
+    format_money,
+    format_price,
+    format_quantity,
+)
+from pricing import (
+    CurveInput,
+    Interval,
+    PricingError,
+    aggregate_candles,
+    carbon_kg,
+    convert,
+    forward_curve,
+    gco2_per_scu,
+    quote_book,
+    scu_per_pf_hour,
+    tier_index,
+)
+
+router = APIRouter(prefix="/v1", tags=["market data"])
+
+
+@router.get("/instruments/{symbol}/book")
+async def book(
+    symbol: str, ctx: ContextDep, depth: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> dict[str, Any]:
+    core = ctx.service.core
+    inst = core.instrument(symbol)
+    b = core.engine.book(inst.symbol)
+    return {
+        "symbol": inst.symbol,
+        "sequence": b.seq,
+        "bids": [[format_price(p), format_quantity(q)] for p, q in b.depth(Side.BUY, depth)],
+        "asks": [[format_price(p), format_quantity(q)] for p, q in b.depth(Side.SELL, depth)],
+    }
+
+
+@router.get("/instruments/{symbol}/trades")
+async def trades(symbol: str, ctx: ContextDep, page: PageDep) -> dict[str, Any]:
+    """Trades of one instrument, oldest first; page on with the cursor."""
+    core = ctx.service.core
+    inst = core.instrument(symbol)
+    contracts = [core.contracts[c] for c in inst.contract_ids]
+
+    def render(c: Any) -> dict[str, Any]:
+        taker_side = "buy" if c.buyer_liquidity.value == "taker" else "sell"
+        return {
+            "id": c.trade_id,
+            "price": format_price(c.price),
+            "quantity": format_quantity(c.quantity),
+            "taker_side": taker_side,
+            "time": iso(c.created_at),
+        }
+
+    return paginate(contracts, page, lambda c: c.trade_id, render)
+
+
+@router.get("/instruments/{symbol}/candles")
+async def candles(
+    symbol: str,
+    ctx: ContextDep,
+    interval: Literal["1m", "1h", "1d"] = "1h",
+) -> dict[str, Any]:
+    core = ctx.service.core
+    inst = core.instrument(symbol)
+    bars = aggregate_candles(inst.trades, Interval.parse(interval))
+    return {
+        "symbol": inst.symbol,
+        "interval": interval,
+        "data": [
+            {
+                "start": iso(c.start),
+                "open": format_price(c.open),
+                "high": format_price(c.high),
+                "low": format_price(c.low),
+                "close": format_price(c.close),
+                "volume": format_quantity(c.volume),
+                "notional": format_money(c.notional),
+                "trades": c.trade_count,
+            }
+            for c in bars
+        ],
+        "next_cursor": None,
+    }
+
+
+def _scu_factor(core: ExchangeCore, code: str) -> Fraction | None:
+    record = core.tiers[code]
+    members = core.class_members.get(record.tier.gpu_class, ())
+    try:
+        return scu_per_pf_hour(record.tier.precision, members, core.catalog)
+    except PricingError:
+        return None
+
+
+@router.get("/prices")
+async def prices(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
+    """Per tier: reference price, trailing index, last trade, and the price per SCU."""
+    core = ctx.service.core
+
+    def render(x: Any) -> dict[str, Any]:
+        _, record = x
+        code = record.tier.code
+        index = tier_index(record.trades, core.now)  # type: ignore[arg-type]
+        last = record.trades[-1].price if record.trades else None
+        factor = _scu_factor(core, code)
+        basis = index.value if index is not None else Fraction(record.reference)
+        return {
+            "tier": code,
+            "precision": record.tier.precision.value,
+            "reference_price": format_price(record.reference),
+            "index_price": format_fraction(index.value, PRICE_DECIMALS, 4) if index else None,
+            "last_price": format_price(last) if last is not None else None,
+            "scu_factor": format_fraction(factor, 0, 6) if factor else None,
+            "scu_price": format_fraction(basis / factor, PRICE_DECIMALS, 4) if factor else None,
+        }
+
+    items = list(enumerate(core.tiers.values(), start=1))
+    return paginate(items, page, lambda x: x[0], render)
+
+
+@router.get("/tiers/{code}/forward-curve")
+async def curve(code: str, ctx: ContextDep) -> dict[str, Any]:
+    """Price by delivery window: book mid, else last trade, else the reference price."""
+    core = ctx.service.core
+    record = core.tiers.get(code)
+    if record is None:
+        raise ApiError("tier_not_found", f"no tier {code}")
+    items = []
+    for inst in core.instruments.values():
+        if inst.instrument.tier.code != code:
+            continue
+        market = core.engine.market(inst.symbol)
+        b = market.book if market else None
+        items.append(
+            CurveInput(
+                inst.symbol,
+                inst.instrument.window.start,
+                inst.instrument.window.end,
+                b.best_bid if b else None,
+                b.best_ask if b else None,
+                inst.last_price,
+                market.reference_price if market else record.reference,
+            )
+        )
+    points = forward_curve(items)
+    return {
+        "tier": code,
+        "data": [
+            {
+                "instrument": p.symbol,
+                "delivery_start": iso(p.window_start),
+                "delivery_end": iso(p.window_end),
+                "price": format_fraction(p.price, PRICE_DECIMALS, 4),
+                "source": p.source.value,
+                "state": core.instruments[p.symbol].state.value,
+            }
+            for p in points
+        ],
+    }
+
+
+@router.get("/quote")
+async def quote(
+    ctx: ContextDep,
+    instrument: Annotated[str, Query(min_length=1, max_length=64)],
+    side: Literal["buy", "sell"],
+    quantity: Annotated[str, Query(min_length=1, max_length=40)],
+) -> dict[str, Any]:
+    """The cost of ``quantity`` walking the current book (a buy walks the asks)."""
+    core = ctx.service.core
+    inst = core.instrument(instrument)
+    q = units(quantity, QUANTITY_DECIMALS, "quantity") or 0
+    b = core.engine.book(inst.symbol)
+    levels = b.depth(Side.SELL if side == "buy" else Side.BUY)
+    result = quote_book(levels, Quantity(q), side)
+    return {
+        "instrument": inst.symbol,
+        "side": side,
+        "quantity": format_quantity(q),
+        "filled_quantity": format_quantity(result.filled),
+        "fully_fillable": result.fully_fillable,
+        "cost": format_money(result.cost),
+        "average_price": format_fraction(result.average_price, PRICE_DECIMALS, 8),
+        "worst_price": format_price(result.worst_price) if result.worst_price else None,
+        "levels_used": result.levels_used,
+    }
+
+
+def _decimal_param(text: str | None, name: str) -> Decimal | None:
+    if text is None:
+        return None
+    value = units(text, 10, name, positive=False)
+    return Decimal(value or 0).scaleb(-10)
+
+
+@router.get("/metering/convert")
+async def metering_convert(
+    ctx: ContextDep,
+    hardware_id: Annotated[str, Query(min_length=1, max_length=80)],
+    count: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    hours: Annotated[str, Query(min_length=1, max_length=20)] = "1",
+    precision: Annotated[str, Query(max_length=8)] = "fp16",
+    pue: Annotated[str | None, Query(max_length=20)] = None,
+    emission_factor: Annotated[str | None, Query(max_length=20)] = None,
+    green_share: Annotated[str | None, Query(max_length=20)] = None,
+    site_id: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    """model x count x hours -> PF·h, SCU, operations, energy; with a site's PUE, emission
+    factor and green share also carbon."""
+    core = ctx.service.core
+    model = core.catalog.get(hardware_id)
+    if model is None:
+        raise ApiError("hardware_not_found", f"no hardware {hardware_id}")
+    try:
+        prec = Precision(precision)
+    except ValueError as exc:
+        raise ApiError("invalid_precision", f"unknown precision {precision!r}") from exc
+    h = _decimal_param(hours, "hours") or Decimal(0)
+    try:
+        conv = convert(model, count, Fraction(h), prec)
+    except PricingError as exc:
+        raise Rejected(exc.code, str(exc)) from exc
+    out: dict[str, Any] = {
+        "hardware_id": model.id,
+        "precision": prec.value,
+        "count": count,
+        "hours": format(h.normalize(), "f"),
+        "rated_pf": format_fraction(conv.rated_pf, 0, 6),
+        "pf_hours": format_fraction(conv.pf_hours, 0, 6),
+        "scu": format_fraction(conv.scu, 0, 6),
+        "operations": str(int(conv.operations))
+        if conv.operations.denominator == 1
+        else format_fraction(conv.operations, 0, 0),
+        "energy_kwh": format_fraction(conv.energy_kwh, 0, 6),
+    }
+    if site_id is not None:
+        site = core.sites.get(site_id)
+        if site is None:
+            raise ApiError("site_not_found", f"no site {site_id}")
+        p, ef, g = site.site.pue, site.site.emission_factor, site.site.green_share
+    elif pue is not None and emission_factor is not None and green_share is not None:
+        p = _decimal_param(pue, "pue") or Decimal(0)
+        ef = _decimal_param(emission_factor, "emission_factor") or Decimal(0)
+        g = _decimal_param(green_share, "green_share") or Decimal(0)
+    else:
+        return out
+    try:
+        if conv.energy_kwh is None:
+            raise Rejected("unknown_figure", f"{model.id} has no TDP figure")
+        out["carbon_kg"] = format_fraction(carbon_kg(conv.energy_kwh, p, ef, g), 0, 6)
+        out["gco2_per_scu"] = format_fraction(gco2_per_scu(model, p, ef, g), 0, 3)
+    except PricingError as exc:
+        raise Rejected(exc.code, str(exc)) from exc
+    return out

@@ -1,0 +1,49 @@
+"""Health and the exchange clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import AdminAccount, ContextDep
+from api.errors import ApiError
+from api.schemas import ClockIn
+from api.views import iso, parse_iso
+from exchange.operations import AdvanceClock
+
+router = APIRouter(prefix="/v1", tags=["operation"])
+
+
+@router.get("/health")
+async def health(ctx: ContextDep) -> dict[str, Any]:
+    service = ctx.service
+    return {
+        "status": "ok" if service.stopped is None else "stopped",
+        "operations": service.seq,
+        "clock": service.clock,
+        "now": iso(service.core.now),
+        "database": service.store.dialect,
+    }
+
+
+@router.get("/clock")
+async def clock(ctx: ContextDep) -> dict[str, Any]:
+    return {"now": iso(ctx.service.core.now), "mode": ctx.service.clock}
+
+
+@router.post("/admin/clock")
+async def advance_clock(body: ClockIn, ctx: ContextDep, _: AdminAccount) -> dict[str, Any]:
+    """Simulated clock only: run every listing, gate closure, delivery and settlement due."""
+    service = ctx.service
+    if service.clock != "simulated":
+        raise ApiError("clock_not_simulated", "the exchange runs on the real clock")
+    if body.to is not None:
+        try:
+            target = parse_iso(body.to)
+        except ValueError as exc:
+            raise ApiError("invalid_time", f"to: {exc}") from exc
+    else:
+        target = service.core.now + (body.advance_seconds or 0) * 1_000_000
+    await service.submit(AdvanceClock(target))
+    return {"now": iso(service.core.now), "mode": service.clock}

@@ -1,0 +1,212 @@
+"""Order entry, amendment, cancellation, and own orders and fills."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from api.deps import ContextDep, CurrentAccount, PageDep, paginate, throttle, units
+from api.errors import ApiError, error_body
+from api.schemas import AmendIn, BatchIn, OrderIn
+from api.service import Submission
+from api.views import iso, order_view, parse_iso
+from exchange.core import AccountRecord, OrderState
+from exchange.operations import AmendOrder, CancelAll, CancelOrder, PlaceOrder
+from exchange.orders import OrderType, SelfTradePrevention, Side, TimeInForce
+from exchange.units import (
+    PRICE_DECIMALS,
+    QUANTITY_DECIMALS,
+    format_money,
+    format_price,
+    format_quantity,
+)
+
+router = APIRouter(prefix="/v1", tags=["orders"])
+
+
+def _price(text: str | None) -> int | None:
+    return units(text, PRICE_DECIMALS, "price")
+
+
+def _quantity(text: str | None) -> int | None:
+    try:
+        return units(text, QUANTITY_DECIMALS, "quantity")
+    except ApiError as exc:
+        if exc.code == "too_many_decimals":
+            raise ApiError("invalid_lot", exc.message) from exc
+        raise
+
+
+def to_operation(account: AccountRecord, body: OrderIn) -> PlaceOrder:
+    """A request body -> a PlaceOrder operation (decimals parsed exactly, or a 4xx)."""
+    market = body.type == "market"
+    tif = body.time_in_force or ("ioc" if market else "gtc")
+    expire = None
+    if body.expire_time is not None:
+        try:
+            expire = parse_iso(body.expire_time)
+        except ValueError as exc:
+            raise ApiError("invalid_expire_time", f"expire_time: {exc}") from exc
+    return PlaceOrder(
+        account_id=account.id,
+        symbol=body.instrument,
+        side=Side(body.side),
+        quantity=_quantity(body.quantity) or 0,
+        price=_price(body.price),
+        order_type=OrderType(body.type),
+        time_in_force=TimeInForce(tif),
+        expire_time=expire,
+        post_only=body.post_only,
+        stp=SelfTradePrevention(body.stp),
+        client_order_id=body.client_order_id,
+    )
+
+
+def _existing(ctx: ContextDep, account: AccountRecord, body: OrderIn) -> OrderState | None:
+    if body.client_order_id is None:
+        return None
+    order_id = ctx.service.core.client_ids.get((account.id, body.client_order_id))
+    return None if order_id is None else ctx.service.core.orders[order_id]
+
+
+@router.post("/orders", status_code=201)
+async def place_order(body: OrderIn, ctx: ContextDep, account: CurrentAccount) -> JSONResponse:
+    """Place an order; it is answered only once durably committed. A repeated
+    client_order_id returns the original order (200) and places nothing."""
+    existing = _existing(ctx, account, body)
+    if existing is not None:
+        return JSONResponse(order_view(existing), 200)
+    throttle(ctx, account)
+    view = await ctx.service.submit(to_operation(account, body), order_view)
+    return JSONResponse(view, 201)
+
+
+@router.post("/orders/batch")
+async def place_batch(body: BatchIn, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
+    """Up to 100 orders, each accepted or refused on its own, in one durable commit."""
+    throttle(ctx, account)
+    results: list[Any] = [None] * len(body.orders)
+    items: list[Submission] = []
+    positions: list[int] = []
+    for i, order in enumerate(body.orders):
+        existing = _existing(ctx, account, order)
+        if existing is not None:
+            results[i] = order_view(existing)
+            continue
+        try:
+            op = to_operation(account, order)
+        except ApiError as exc:
+            results[i] = error_body(exc.code, exc.message)
+            continue
+        items.append(Submission(op, order_view))
+        positions.append(i)
+    if items:
+        await ctx.service.submit_many(items)
+    for i, item in zip(positions, items, strict=True):
+        if item.error is not None:
+            results[i] = error_body(item.error.code, item.error.message)
+        else:
+            results[i] = item.outcome
+    return {"results": results}
+
+
+def _own_order(ctx: ContextDep, account: AccountRecord, order_id: int) -> OrderState:
+    order = ctx.service.core.orders.get(order_id)
+    if order is None or order.account_id != account.id:
+        raise ApiError("order_not_found", f"no order {order_id}")
+    return order
+
+
+@router.get("/orders")
+async def list_orders(
+    ctx: ContextDep,
+    account: CurrentAccount,
+    page: PageDep,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    instrument: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    core = ctx.service.core
+    orders = [
+        o
+        for o in (core.orders[i] for i in core.account_orders.get(account.id, ()))
+        if (status is None or o.status.value == status)
+        and (instrument is None or o.symbol == instrument)
+    ]
+    return paginate(orders, page, lambda o: o.id, order_view)
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: int, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
+    return order_view(_own_order(ctx, account, order_id))
+
+
+@router.patch("/orders/{order_id}")
+async def amend_order(
+    order_id: int, body: AmendIn, ctx: ContextDep, account: CurrentAccount
+) -> dict[str, Any]:
+    """Lowering the quantity keeps priority; a new price or a higher quantity re-queues."""
+    _own_order(ctx, account, order_id)
+    if body.price is None and body.quantity is None:
+        raise ApiError("nothing_to_amend", "give a new price, a new quantity or both")
+    throttle(ctx, account)
+    op = AmendOrder(account.id, order_id, _price(body.price), _quantity(body.quantity))
+    result: dict[str, Any] = await ctx.service.submit(op, order_view)
+    return result
+
+
+@router.delete("/orders/{order_id}")
+async def cancel_order(order_id: int, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
+    """Cancel; never rate limited, so a throttled client can still pull its orders."""
+    _own_order(ctx, account, order_id)
+    result: dict[str, Any] = await ctx.service.submit(CancelOrder(account.id, order_id), order_view)
+    return result
+
+
+@router.delete("/orders")
+async def cancel_all(
+    ctx: ContextDep,
+    account: CurrentAccount,
+    instrument: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    def render(orders: list[OrderState]) -> list[dict[str, Any]]:
+        return [order_view(o) for o in orders]
+
+    cancelled = await ctx.service.submit(CancelAll(account.id, instrument), render)
+    return {"cancelled": cancelled}
+
+
+@router.get("/fills")
+async def list_fills(
+    ctx: ContextDep,
+    account: CurrentAccount,
+    page: PageDep,
+    instrument: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Own fills, oldest first; a trade's two fills share its trade_id."""
+    core = ctx.service.core
+    fills = [
+        (f, o)
+        for o in (core.orders[i] for i in core.account_orders.get(account.id, ()))
+        if instrument is None or o.symbol == instrument
+        for f in o.fills
+    ]
+    fills.sort(key=lambda x: x[0].trade_id)
+
+    def render(x: Any) -> dict[str, Any]:
+        f, o = x
+        return {
+            "trade_id": f.trade_id,
+            "order_id": o.id,
+            "contract_id": f.contract_id,
+            "instrument": o.symbol,
+            "side": o.side.value,
+            "price": format_price(f.price),
+            "quantity": format_quantity(f.quantity),
+            "fee": format_money(f.fee),
+            "liquidity": f.liquidity.value,
+            "time": iso(f.ts),
+        }
+
+    return paginate(fills, page, lambda x: x[0].trade_id, render)

@@ -1,0 +1,142 @@
+"""Sellers' sites, pools, capacity and delivery reports; contracts of both sides."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+
+from api.deps import ContextDep, CurrentAccount, PageDep, paginate
+from api.errors import ApiError
+from api.routes.common import submit_idempotent
+from api.schemas import DeliveryIn, PoolIn, SiteIn
+from api.views import contract_view, pool_view, site_view
+from exchange.core import PoolRecord, SiteRecord
+from exchange.operations import AddPool, RegisterSite, ReportDelivery
+from exchange.settlement import Contract
+from exchange.units import format_quantity
+
+router = APIRouter(prefix="/v1", tags=["sellers"])
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+@router.post("/sites", status_code=201)
+async def register_site(
+    body: SiteIn, ctx: ContextDep, account: CurrentAccount, idempotency_key: IdemKey = None
+) -> JSONResponse:
+    """Register a data-centre site; its emission factor defaults from the region."""
+    op = RegisterSite(
+        account.id,
+        body.name,
+        body.region,
+        body.pue,
+        body.green_share,
+        body.emission_factor,
+        body.location,
+    )
+
+    def render(site: SiteRecord) -> dict[str, Any]:
+        return site_view(site)
+
+    return await submit_idempotent(ctx, account, idempotency_key, body.model_dump(), op, render)
+
+
+@router.get("/sites")
+async def list_sites(ctx: ContextDep, account: CurrentAccount, page: PageDep) -> dict[str, Any]:
+    sites = [s for s in ctx.service.core.sites.values() if s.owner == account.id]
+    return paginate(sites, page, lambda s: s.id, site_view)
+
+
+@router.get("/sites/{site_id}")
+async def get_site(site_id: int, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
+    site = ctx.service.core.sites.get(site_id)
+    if site is None or site.owner != account.id:
+        raise ApiError("site_not_found", f"no site {site_id}")
+    return site_view(site)
+
+
+@router.post("/sites/{site_id}/pools", status_code=201)
+async def add_pool(
+    site_id: int,
+    body: PoolIn,
+    ctx: ContextDep,
+    account: CurrentAccount,
+    idempotency_key: IdemKey = None,
+) -> JSONResponse:
+    op = AddPool(account.id, site_id, body.hardware_id, body.count)
+
+    def render(pool: PoolRecord) -> dict[str, Any]:
+        return pool_view(pool)
+
+    payload = {"site": site_id, **body.model_dump()}
+    return await submit_idempotent(ctx, account, idempotency_key, payload, op, render)
+
+
+@router.get("/pools")
+async def list_pools(ctx: ContextDep, account: CurrentAccount, page: PageDep) -> dict[str, Any]:
+    pools = [p for p in ctx.service.core.pools.values() if p.owner == account.id]
+    return paginate(pools, page, lambda p: p.id, pool_view)
+
+
+@router.get("/capacity")
+async def capacity(
+    ctx: ContextDep,
+    account: CurrentAccount,
+    instrument: Annotated[str, Query(min_length=1, max_length=64)],
+) -> dict[str, Any]:
+    """Own capacity for one window in PF·h: total, held by orders, committed, available."""
+    view = ctx.service.core.capacity_view(account.id, instrument)
+    return {"instrument": instrument, **{k: format_quantity(v) for k, v in view.items()}}
+
+
+def _own_contract(ctx: ContextDep, account_id: int, contract_id: int) -> Contract:
+    contract = ctx.service.core.contracts.get(contract_id)
+    if contract is None or account_id not in (contract.buyer, contract.seller):
+        raise ApiError("contract_not_found", f"no contract {contract_id}")
+    return contract
+
+
+@router.get("/contracts")
+async def list_contracts(
+    ctx: ContextDep,
+    account: CurrentAccount,
+    page: PageDep,
+    instrument: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[str | None, Query(max_length=16)] = None,
+) -> dict[str, Any]:
+    core = ctx.service.core
+    mine = [
+        c
+        for c in (core.contracts[i] for i in core.account_contracts.get(account.id, ()))
+        if (instrument is None or c.symbol == instrument)
+        and (state is None or c.state.value == state)
+    ]
+    return paginate(mine, page, lambda c: c.id, lambda c: contract_view(core, c, account.id))
+
+
+@router.get("/contracts/{contract_id}")
+async def get_contract(
+    contract_id: int, ctx: ContextDep, account: CurrentAccount
+) -> dict[str, Any]:
+    contract = _own_contract(ctx, account.id, contract_id)
+    return contract_view(ctx.service.core, contract, account.id)
+
+
+@router.post("/contracts/{contract_id}/deliveries", status_code=201)
+async def report_delivery(
+    contract_id: int,
+    body: DeliveryIn,
+    ctx: ContextDep,
+    account: CurrentAccount,
+    idempotency_key: IdemKey = None,
+) -> JSONResponse:
+    """The seller reports device-seconds made available; metering converts them to PF·h."""
+    core = ctx.service.core
+    op = ReportDelivery(account.id, contract_id, body.pool_id, body.device_seconds)
+
+    def render(contract: Contract) -> dict[str, Any]:
+        return contract_view(core, contract, account.id)
+
+    payload = {"contract": contract_id, **body.model_dump()}
+    return await submit_idempotent(ctx, account, idempotency_key, payload, op, render)
