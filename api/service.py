@@ -89,6 +89,7 @@ class ExchangeService:
         self._queue: asyncio.Queue[Submission] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
+        store.lock_writer()
         self._recover()
         if self.seq == 0:
             first = start_us if start_us is not None else wall_clock_us()

@@ -22,7 +22,14 @@ from api.db.engine import make_engine
 from api.db.migrate import upgrade
 from exchange.operations import Operation, decode_operation
 
-__all__ = ["Batch", "Store", "hash_key"]
+__all__ = ["Batch", "Store", "WriterLocked", "hash_key"]
+
+#: Advisory lock key of the single writer on PostgreSQL ("suanli" in ASCII).
+_PG_WRITER_LOCK = 0x7375616E6C69
+
+
+class WriterLocked(RuntimeError):
+    """Another process is already the writer of this database."""
 
 
 def hash_key(key: str) -> str:
@@ -81,10 +88,44 @@ class Store:
         self.url = url
         self.engine: Engine = make_engine(url)
         self.dialect = self.engine.dialect.name
+        self._lock: Any = None
         if migrate:
             upgrade(self.engine)
 
+    def lock_writer(self) -> None:
+        """Become the only writer of this database, or raise :class:`WriterLocked`.
+
+        PostgreSQL: a session advisory lock held on a dedicated connection. SQLite: an
+        exclusive ``flock`` on a file next to the database. Both vanish with the process,
+        so a crash never leaves a stale lock behind.
+        """
+        if self._lock is not None:
+            return
+        if self.dialect == "postgresql":
+            conn = self.engine.connect()
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_WRITER_LOCK})
+            if not got.scalar():
+                conn.close()
+                raise WriterLocked("another suanli process is writing to this database")
+            self._lock = conn
+        elif self.dialect == "sqlite":
+            database = self.engine.url.database
+            if not database or database == ":memory:":
+                return
+            import fcntl
+
+            handle = open(f"{database}.writer.lock", "a+")  # noqa: SIM115 - held for life
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                handle.close()
+                raise WriterLocked("another suanli process is writing to this database") from exc
+            self._lock = handle
+
     def close(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
         self.engine.dispose()
 
     # ------------------------------------------------------------------ reading
