@@ -278,8 +278,9 @@ AMEND_ARGS = st.fixed_dictionaries(
 
 
 class EngineVersusReference(RuleBasedStateMachine):
-    #: Skip amending an order that lost quantity to a self-trade decrement (engine bug 2 of
-    #: the suite's report, see test_regressions.py); only the guard machine below sets it.
+    #: Skip amending an order that lost quantity to a self-trade decrement (a known engine
+    #: bug, see test_regressions.py::test_amend_*_after_a_decrement*); only the machine
+    #: below sets it.
     avoid_amend_after_decrement = False
 
     def __init__(self) -> None:
