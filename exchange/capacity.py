@@ -4,26 +4,28 @@ One pool of devices can qualify for several tiers (an H100 pool sells fp16 and f
 for overlapping windows, so capacity is kept per (pool, hour), not per instrument, and a
 PF·h sold in any tier uses up the pool's hour for all of them.
 
-Unit of account: a pool-hour is ``SHARES_PER_POOL_HOUR`` (10**9) shares. Selling ``q``
-quantity units of a tier over an ``h``-hour window from a pool whose capacity in that tier
-is ``cap`` quantity units per hour uses ``ceil(q x 10**9 / (cap x h))`` shares in each
-hour of the window (rounded up, so a pool is never oversold). All integers: no float, no
-fraction on the order path.
+Exact accounting, no rounding: a pool delivers ``cap`` quantity units per hour in a given
+tier, so ``q`` units sold over an ``n``-hour window use the fraction ``q / (cap x n)`` of
+each hour of the window. Each (pool, hour) keeps, per denominator ``d = cap x n``, the
+quantity sold on it; the pool-hour is full when ``sum(q_d / d) == 1``. Quantities only
+ever move between reservations and contracts as integers, so splitting a reservation
+across many partial fills never loses or invents a fraction of a pool.
 
-A sell order *reserves* shares (held); each fill moves the filled part to a contract
+A sell order *reserves* capacity (held); each fill moves the filled part to a contract
 (*committed*); cancel, expiry and gate closure release what is still held. Pools are
-drawn in a fixed order (pool id), so the same commands give the same allocation.
+drawn in a fixed order (the order given, by pool id), so the same commands give the same
+allocation.
 """
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 import msgspec
 
 from exchange.invariants import check
 
-__all__ = ["SHARES_PER_POOL_HOUR", "Allocation", "CapacityBook", "PoolLine"]
-
-SHARES_PER_POOL_HOUR = 10**9
+__all__ = ["Allocation", "CapacityBook", "PoolLine"]
 
 
 class PoolLine(msgspec.Struct):
@@ -31,7 +33,7 @@ class PoolLine(msgspec.Struct):
 
     pool_id: int
     quantity: int  # quantity units of the instrument's tier
-    shares: int  # shares of each hour of the window
+    denominator: int  # what the whole pool delivers over the window in that tier
 
 
 class Allocation(msgspec.Struct):
@@ -46,30 +48,32 @@ class Allocation(msgspec.Struct):
         return sum(line.quantity for line in self.lines)
 
 
-def _shares(quantity: int, cap_per_hour: int, hours: int) -> int:
-    return -((-quantity * SHARES_PER_POOL_HOUR) // (cap_per_hour * hours))
-
-
 class CapacityBook:
     """Reservations (sell orders) and commitments (contracts) against pool-hours."""
 
     def __init__(self) -> None:
-        self.used: dict[tuple[int, int], int] = {}  # (pool, hour) -> shares held + committed
+        # (pool, hour) -> {denominator: quantity sold on it}
+        self.used: dict[tuple[int, int], dict[int, int]] = {}
         self.reserved: dict[int, Allocation] = {}  # order id -> allocation
         self.committed: dict[int, Allocation] = {}  # contract id -> allocation
 
-    def free_shares(self, pool_id: int, hours: tuple[int, ...]) -> int:
-        used = self.used
-        return SHARES_PER_POOL_HOUR - max(used.get((pool_id, h), 0) for h in hours)
+    def used_fraction(self, pool_id: int, hour: int) -> Fraction:
+        parts = self.used.get((pool_id, hour))
+        if not parts:
+            return Fraction(0)
+        return sum((Fraction(q, d) for d, q in parts.items()), Fraction(0))
+
+    def free_quantity(self, pool_id: int, cap: int, hours: tuple[int, ...]) -> int:
+        """Units of a tier delivering ``cap`` per hour still free in every hour of a window."""
+        if cap <= 0:
+            return 0
+        busiest = max(self.used_fraction(pool_id, h) for h in hours)
+        free = (1 - busiest) * cap * len(hours)
+        return max(0, free.numerator // free.denominator)
 
     def available_quantity(self, pools: list[tuple[int, int]], hours: tuple[int, ...]) -> int:
         """Quantity units still sellable from ``pools`` = [(pool id, cap per hour)]."""
-        total = 0
-        n = len(hours)
-        for pool_id, cap in pools:
-            free = self.free_shares(pool_id, hours)
-            total += free * cap * n // SHARES_PER_POOL_HOUR
-        return total
+        return sum(self.free_quantity(pool_id, cap, hours) for pool_id, cap in pools)
 
     def reserve(
         self,
@@ -85,41 +89,22 @@ class CapacityBook:
         """
         check(order_id not in self.reserved, f"order {order_id} already reserved capacity")
         need = quantity
-        n = len(hours)
         lines: list[PoolLine] = []
         for pool_id, cap in pools:
             if need == 0:
                 break
-            if cap <= 0:
-                continue
-            free = self.free_shares(pool_id, hours)
-            if free <= 0:
-                continue
-            can = free * cap * n // SHARES_PER_POOL_HOUR
-            take = min(need, can)
-            if take <= 0:
-                continue
-            shares = _shares(take, cap, n)
-            if shares > free:  # rounding up went past what is free: take one unit less
-                take -= 1
-                shares = _shares(take, cap, n) if take else 0
-            if take <= 0:
-                continue
-            lines.append(PoolLine(pool_id, take, shares))
-            need -= take
+            take = min(need, self.free_quantity(pool_id, cap, hours))
+            if take > 0:
+                lines.append(PoolLine(pool_id, take, cap * len(hours)))
+                need -= take
         if need:
             return False
         for line in lines:
-            self._use(line.pool_id, hours, line.shares)
+            self._use(line, hours, line.quantity)
         self.reserved[order_id] = Allocation(owner, hours, lines)
         return True
 
-    def extend(
-        self,
-        order_id: int,
-        pools: list[tuple[int, int]],
-        quantity: int,
-    ) -> bool:
+    def extend(self, order_id: int, pools: list[tuple[int, int]], quantity: int) -> bool:
         """Reserve ``quantity`` more for an existing reservation (an amendment upwards)."""
         alloc = self.reserved[order_id]
         temp = -order_id - 1  # never a real order id
@@ -129,19 +114,25 @@ class CapacityBook:
         alloc.lines.extend(extra.lines)
         return True
 
-    def _use(self, pool_id: int, hours: tuple[int, ...], shares: int) -> None:
+    def _use(self, line: PoolLine, hours: tuple[int, ...], quantity: int) -> None:
         used = self.used
         for h in hours:
-            value = used.get((pool_id, h), 0) + shares
-            check(0 <= value <= SHARES_PER_POOL_HOUR, f"pool {pool_id} hour {h} oversold")
+            key = (line.pool_id, h)
+            parts = used.setdefault(key, {})
+            value = parts.get(line.denominator, 0) + quantity
+            check(value >= 0, f"pool {line.pool_id} hour {h} released more than it held")
             if value:
-                used[(pool_id, h)] = value
+                parts[line.denominator] = value
             else:
-                del used[(pool_id, h)]
+                del parts[line.denominator]
+                if not parts:
+                    del used[key]
+            if quantity > 0:
+                check(self.used_fraction(line.pool_id, h) <= 1, f"pool {line.pool_id} oversold")
 
     @staticmethod
     def _peel(lines: list[PoolLine], quantity: int) -> list[PoolLine]:
-        """Take ``quantity`` off the front of ``lines``; shares move in proportion."""
+        """Take ``quantity`` off the front of ``lines``."""
         out: list[PoolLine] = []
         need = quantity
         while need:
@@ -151,19 +142,16 @@ class CapacityBook:
                 out.append(lines.pop(0))
                 need -= line.quantity
             else:
-                shares = line.shares * need // line.quantity
-                out.append(PoolLine(line.pool_id, need, shares))
+                out.append(PoolLine(line.pool_id, need, line.denominator))
                 line.quantity -= need
-                line.shares -= shares
                 need = 0
         return out
 
     def commit(self, order_id: int, contract_id: int, quantity: int) -> None:
         """Move ``quantity`` of a sell order's reservation to a contract."""
         alloc = self.reserved[order_id]
+        check(contract_id not in self.committed, f"contract {contract_id} already committed")
         moved = self._peel(alloc.lines, quantity)
-        existing = self.committed.get(contract_id)
-        check(existing is None, f"contract {contract_id} already committed")
         self.committed[contract_id] = Allocation(alloc.owner, alloc.hours, moved)
         if not alloc.lines:
             del self.reserved[order_id]
@@ -180,16 +168,16 @@ class CapacityBook:
         else:
             gone = self._peel(alloc.lines, quantity)
         for line in gone:
-            self._use(line.pool_id, alloc.hours, -line.shares)
+            self._use(line, alloc.hours, -line.quantity)
         if not alloc.lines:
             del self.reserved[order_id]
 
     def finish(self, contract_id: int) -> None:
-        """Forget a settled contract's commitment: its hours are past, its shares go."""
+        """Forget a settled contract's commitment: its hours are past."""
         alloc = self.committed.pop(contract_id, None)
         if alloc is not None:
             for line in alloc.lines:
-                self._use(line.pool_id, alloc.hours, -line.shares)
+                self._use(line, alloc.hours, -line.quantity)
 
     def held_quantity(self, owner: int, hours: tuple[int, ...]) -> int:
         return sum(
@@ -197,14 +185,14 @@ class CapacityBook:
         )
 
     def check(self) -> None:
-        """Used shares equal the sum of reservations and commitments, hour by hour."""
-        expect: dict[tuple[int, int], int] = {}
+        """Usage equals the sum of reservations and commitments; no pool-hour is oversold."""
+        expect: dict[tuple[int, int], dict[int, int]] = {}
         for alloc in (*self.reserved.values(), *self.committed.values()):
             for line in alloc.lines:
-                check(line.quantity > 0 and line.shares >= 0, "empty capacity line")
+                check(line.quantity > 0 and line.denominator > 0, "empty capacity line")
                 for h in alloc.hours:
-                    key = (line.pool_id, h)
-                    expect[key] = expect.get(key, 0) + line.shares
-        expect = {k: v for k, v in expect.items() if v}
+                    parts = expect.setdefault((line.pool_id, h), {})
+                    parts[line.denominator] = parts.get(line.denominator, 0) + line.quantity
         check(self.used == expect, "capacity usage drifted from its allocations")
-        check(all(v <= SHARES_PER_POOL_HOUR for v in self.used.values()), "pool-hour oversold")
+        for pool_id, hour in self.used:
+            check(self.used_fraction(pool_id, hour) <= 1, f"pool {pool_id} hour {hour} oversold")
