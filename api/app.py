@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from api.db.store import Store
 from api.deps import Context, RateLimiter
-from api.errors import error_body, install_error_handlers
+from api.errors import FastJSONResponse, error_body, install_error_handlers
 from api.routes import accounts, catalog, market, operation, orders, sellers
 from api.service import ExchangeService, Submission
 from api.settings import Settings
@@ -142,6 +142,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         version="1",
         summary="An exchange for compute power: PF·h of accelerator capacity by delivery window.",
         lifespan=lifespan,
+        default_response_class=FastJSONResponse,
     )
     install_error_handlers(app)
     for module in (operation, accounts, catalog, sellers, orders, market):

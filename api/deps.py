@@ -95,7 +95,9 @@ class Context:
         return found
 
 
-def get_context(request: Request) -> Context:
+async def get_context(request: Request) -> Context:
+    # Dependencies are ``async``: FastAPI runs plain ``def`` dependencies in a thread pool,
+    # a thread hop per request that costs more than the work they do.
     ctx: Context = request.app.state.context
     return ctx
 
@@ -118,13 +120,13 @@ def _account(ctx: Context, authorization: str | None) -> AccountRecord:
     return record
 
 
-def current_account(
+async def current_account(
     ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
 ) -> AccountRecord:
     return _account(ctx, authorization)
 
 
-def admin_account(
+async def admin_account(
     ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
 ) -> AccountRecord:
     record = _account(ctx, authorization)
@@ -133,7 +135,7 @@ def admin_account(
     return record
 
 
-def optional_account(
+async def optional_account(
     ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
 ) -> AccountRecord | None:
     return _account(ctx, authorization) if authorization else None
@@ -176,7 +178,7 @@ class Page:
     cursor: int | None
 
 
-def page_params(
+async def page_params(
     ctx: ContextDep,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     cursor: Annotated[str | None, Query(max_length=40)] = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -11,7 +12,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exchange.core import Rejected
 
-__all__ = ["ApiError", "install_error_handlers", "status_for"]
+__all__ = ["ApiError", "FastJSONResponse", "install_error_handlers", "status_for"]
+
+
+class FastJSONResponse(JSONResponse):
+    """JSON rendered by msgspec in C: the responses are plain dicts, lists and strings."""
+
+    def render(self, content: Any) -> bytes:
+        return msgspec.json.encode(content)
+
 
 _STATUS = {
     "unauthorized": 401,
@@ -56,21 +65,21 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
+    async def _api_error(_: Request, exc: ApiError) -> FastJSONResponse:
+        return FastJSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
 
     @app.exception_handler(Rejected)
-    async def _rejected(_: Request, exc: Rejected) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), status_for(exc.code))
+    async def _rejected(_: Request, exc: Rejected) -> FastJSONResponse:
+        return FastJSONResponse(error_body(exc.code, exc.message), status_for(exc.code))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(_: Request, exc: RequestValidationError) -> FastJSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         message = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
-        return JSONResponse(error_body("invalid_request", message[:300]), 422)
+        return FastJSONResponse(error_body("invalid_request", message[:300]), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(_: Request, exc: StarletteHTTPException) -> FastJSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code)
+        return FastJSONResponse(error_body(code, str(exc.detail)), exc.status_code)

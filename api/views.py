@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
@@ -50,6 +51,11 @@ def iso(us: int | None) -> str | None:
     """Exchange microseconds -> ``2026-11-22T10:00:00Z`` (microseconds when not zero)."""
     if us is None:
         return None
+    return _iso(us)
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso(us: int) -> str:
     when = EPOCH + timedelta(microseconds=us)
     text = when.strftime("%Y-%m-%dT%H:%M:%S")
     if when.microsecond:

@@ -13,8 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, Table, select, text
 from sqlalchemy.engine import Connection
 
 from api.db import tables as t
@@ -89,6 +88,7 @@ class Store:
         self.engine: Engine = make_engine(url)
         self.dialect = self.engine.dialect.name
         self._lock: Any = None
+        self._statements: dict[tuple[str, tuple[str, ...], bool], str] = {}
         if migrate:
             upgrade(self.engine)
 
@@ -176,32 +176,38 @@ class Store:
             self._write(conn, batch)
 
     def _write(self, conn: Connection, batch: Batch) -> None:
+        # Plain DB-API executemany with statements built once per table and column set:
+        # SQLAlchemy's per-row parameter processing costs more than the database here.
         if batch.operations:
-            conn.execute(_TABLES["operation_log"].insert(), batch.operations)
+            self._execute(conn, "operation_log", batch.operations, upsert=False)
         for name in _INSERT_ORDER:
             rows = batch.inserts.get(name)
             if rows:
-                conn.execute(_TABLES[name].insert(), rows)
+                self._execute(conn, name, rows, upsert=False)
             keyed = batch.upserts.get(name)
             if keyed:
-                self._upsert(conn, _TABLES[name], list(keyed.values()))
+                self._execute(conn, name, list(keyed.values()), upsert=True)
 
-    def _upsert(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-        keys = [c.name for c in table.primary_key.columns]
-        columns = [c for c in rows[0] if c not in keys]
-        if self.dialect == "postgresql":
-            stmt = postgresql.insert(table)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=keys, set_={c: stmt.excluded[c] for c in columns}
+    def _statement(self, name: str, columns: tuple[str, ...], upsert: bool) -> str:
+        key = (name, columns, upsert)
+        sql = self._statements.get(key)
+        if sql is None:
+            mark = "?" if self.dialect == "sqlite" else "%s"
+            table = _TABLES[name]
+            sql = (
+                f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                f"VALUES ({', '.join(mark for _ in columns)})"
             )
-        elif self.dialect == "sqlite":
-            stmt_s = sqlite.insert(table)
-            stmt = stmt_s.on_conflict_do_update(  # type: ignore[assignment]
-                index_elements=keys, set_={c: stmt_s.excluded[c] for c in columns}
-            )
-        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-            for row in rows:
-                conn.execute(delete(table).where(*(table.c[k] == row[k] for k in keys)))
-            conn.execute(table.insert(), list(rows))
-            return
-        conn.execute(stmt, list(rows))
+            if upsert:
+                keys = [c.name for c in table.primary_key.columns]
+                updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+                sql += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+            self._statements[key] = sql
+        return sql
+
+    def _execute(
+        self, conn: Connection, name: str, rows: Sequence[dict[str, Any]], *, upsert: bool
+    ) -> None:
+        columns = tuple(rows[0])
+        sql = self._statement(name, columns, upsert)
+        conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])

@@ -6,12 +6,12 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse
 from sqlalchemy import or_, select
 
 from api.db.store import Batch
 from api.db.tables import TransferRow
 from api.deps import AdminAccount, ContextDep, CurrentAccount, PageDep, generate_key, units
+from api.errors import FastJSONResponse
 from api.routes.common import submit_idempotent
 from api.schemas import AccountIn, AmountIn
 from api.views import account_view, transfer_view
@@ -27,7 +27,7 @@ IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 @router.post("/admin/accounts", status_code=201)
 async def create_account(
     body: AccountIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
-) -> JSONResponse:
+) -> FastJSONResponse:
     """Create a trader or admin account; its API key is in this response only."""
     key = generate_key()
 
@@ -60,7 +60,7 @@ async def deposit(
     ctx: ContextDep,
     admin: AdminAccount,
     idempotency_key: IdemKey = None,
-) -> JSONResponse:
+) -> FastJSONResponse:
     amount = units(body.amount, MONEY_DECIMALS, "amount") or 0
     return await submit_idempotent(
         ctx,
@@ -79,7 +79,7 @@ async def withdraw(
     ctx: ContextDep,
     admin: AdminAccount,
     idempotency_key: IdemKey = None,
-) -> JSONResponse:
+) -> FastJSONResponse:
     amount = units(body.amount, MONEY_DECIMALS, "amount") or 0
     return await submit_idempotent(
         ctx,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse
 
 from api.deps import AdminAccount, ContextDep, PageDep, paginate, units
+from api.errors import FastJSONResponse
 from api.routes.common import submit_idempotent
 from api.schemas import GpuClassIn, HardwareIn, TierIn, TierPatch
 from api.views import gpu_class_view, hardware_view, instrument_view, tier_view
@@ -38,7 +38,7 @@ async def list_hardware(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
 @router.post("/admin/hardware", status_code=201)
 async def add_hardware(
     body: HardwareIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
-) -> JSONResponse:
+) -> FastJSONResponse:
     """Add a model. Figures listed in ``with_sparsity`` are halved; contradictions and
     known marketing figures are refused with a stable code."""
     op = AddHardware(
@@ -79,7 +79,7 @@ async def list_gpu_classes(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
 @router.post("/admin/gpu-classes", status_code=201)
 async def create_gpu_class(
     body: GpuClassIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
-) -> JSONResponse:
+) -> FastJSONResponse:
     core = ctx.service.core
 
     def render(rule: GpuClass) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def _pct_bps(text: str | None, name: str) -> int | None:
 @router.post("/admin/tiers", status_code=201)
 async def create_tier(
     body: TierIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
-) -> JSONResponse:
+) -> FastJSONResponse:
     """Create a tier; its instruments for the coming windows are listed at once."""
     op = CreateTier(
         code=body.code,

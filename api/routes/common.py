@@ -6,11 +6,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from fastapi.responses import JSONResponse
-
 from api.db.store import Batch
 from api.deps import Context, body_digest
-from api.errors import ApiError
+from api.errors import ApiError, FastJSONResponse
 from exchange.core import AccountRecord
 from exchange.operations import Operation
 
@@ -27,7 +25,7 @@ async def submit_idempotent(
     status: int = 201,
     extra: Callable[[Any, Batch], None] | None = None,
     redact: tuple[str, ...] = (),
-) -> JSONResponse:
+) -> FastJSONResponse:
     """Submit ``op``; with an Idempotency-Key, a repeat with the same body gets the stored
     response and a repeat with another body gets 422 ``idempotency_key_reused``. Fields named
     in ``redact`` (secrets shown once) are not kept in the stored response."""
@@ -41,7 +39,7 @@ async def submit_idempotent(
                 raise ApiError(
                     "idempotency_key_reused", "this Idempotency-Key was used with another request"
                 )
-            return JSONResponse(stored[2], stored[1])
+            return FastJSONResponse(stored[2], stored[1])
 
         def remember(outcome: Any, batch: Batch) -> None:
             if extra is not None:
@@ -63,4 +61,4 @@ async def submit_idempotent(
         outcome = await ctx.service.submit(op, render, remember)
     else:
         outcome = await ctx.service.submit(op, render, extra)
-    return JSONResponse(outcome, status)
+    return FastJSONResponse(outcome, status)

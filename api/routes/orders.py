@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 
 from api.deps import ContextDep, CurrentAccount, PageDep, paginate, throttle, units
-from api.errors import ApiError, error_body
+from api.errors import ApiError, FastJSONResponse, error_body
 from api.schemas import AmendIn, BatchIn, OrderIn
 from api.service import Submission
 from api.views import iso, order_view, parse_iso
@@ -72,15 +71,15 @@ def _existing(ctx: ContextDep, account: AccountRecord, body: OrderIn) -> OrderSt
 
 
 @router.post("/orders", status_code=201)
-async def place_order(body: OrderIn, ctx: ContextDep, account: CurrentAccount) -> JSONResponse:
+async def place_order(body: OrderIn, ctx: ContextDep, account: CurrentAccount) -> FastJSONResponse:
     """Place an order; it is answered only once durably committed. A repeated
     client_order_id returns the original order (200) and places nothing."""
     existing = _existing(ctx, account, body)
     if existing is not None:
-        return JSONResponse(order_view(existing), 200)
+        return FastJSONResponse(order_view(existing), 200)
     throttle(ctx, account)
     view = await ctx.service.submit(to_operation(account, body), order_view)
-    return JSONResponse(view, 201)
+    return FastJSONResponse(view, 201)
 
 
 @router.post("/orders/batch")

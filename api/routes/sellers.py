@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse
 
 from api.deps import ContextDep, CurrentAccount, PageDep, paginate
-from api.errors import ApiError
+from api.errors import ApiError, FastJSONResponse
 from api.routes.common import submit_idempotent
 from api.schemas import DeliveryIn, PoolIn, SiteIn
 from api.views import contract_view, pool_view, site_view
@@ -24,7 +23,7 @@ IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 @router.post("/sites", status_code=201)
 async def register_site(
     body: SiteIn, ctx: ContextDep, account: CurrentAccount, idempotency_key: IdemKey = None
-) -> JSONResponse:
+) -> FastJSONResponse:
     """Register a data-centre site; its emission factor defaults from the region."""
     op = RegisterSite(
         account.id,
@@ -63,7 +62,7 @@ async def add_pool(
     ctx: ContextDep,
     account: CurrentAccount,
     idempotency_key: IdemKey = None,
-) -> JSONResponse:
+) -> FastJSONResponse:
     op = AddPool(account.id, site_id, body.hardware_id, body.count)
 
     def render(pool: PoolRecord) -> dict[str, Any]:
@@ -130,7 +129,7 @@ async def report_delivery(
     ctx: ContextDep,
     account: CurrentAccount,
     idempotency_key: IdemKey = None,
-) -> JSONResponse:
+) -> FastJSONResponse:
     """The seller reports device-seconds made available; metering converts them to PF·h."""
     core = ctx.service.core
     op = ReportDelivery(account.id, contract_id, body.pool_id, body.device_seconds)
