@@ -249,9 +249,12 @@ def settings_for(url: str, **overrides: Any) -> Settings:
 
 
 @contextmanager
-def open_api(url: str, **overrides: Any) -> Iterator[Api]:
+def open_api(url: str, *, raise_server_exceptions: bool = True, **overrides: Any) -> Iterator[Api]:
+    """The app on ``url``. With ``raise_server_exceptions=False`` a server error comes back
+    as a 500 response (to check that the service still answers afterwards)."""
     settings = settings_for(url, **overrides)
-    with TestClient(create_app(settings)) as client:
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
         yield Api(client, settings)
 
 

@@ -76,17 +76,22 @@ def _walk(routes: Iterable[Any]) -> Iterator[tuple[str, set[str]]]:
 
 
 def http_routes(app: FastAPI) -> list[Route]:
-    """Every (method, path) of the API, from ``app.routes``; HEAD and framework routes left
-    out. Fails if the enumeration and the OpenAPI schema disagree."""
+    """Every (method, path) of the API (under /v1/), from ``app.routes``; HEAD left out.
+    Fails if the enumeration and the OpenAPI schema disagree."""
     found = {
         Route(m, path)
         for path, methods in _walk(app.routes)
-        if path not in FRAMEWORK
+        if path.startswith("/v1/")
         for m in methods
         if m != "HEAD"
     }
     schema = app.openapi()
-    declared = {Route(m.upper(), p) for p, ops in schema["paths"].items() for m in ops}
+    declared = {
+        Route(m.upper(), p)
+        for p, ops in schema["paths"].items()
+        if p.startswith("/v1/")
+        for m in ops
+    }
     assert found == declared, (found ^ declared, "app.routes and OpenAPI disagree")
     assert len(found) > 30
     return sorted(found, key=lambda r: (r.path, r.method))
