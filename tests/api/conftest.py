@@ -171,8 +171,8 @@ class Api:
         return self.symbols()
 
     def symbols(self, state: str | None = None) -> list[str]:
-        params = {"limit": 500, **({"state": state} if state else {})}
-        return [i["symbol"] for i in self.ok(self.get("/v1/instruments", params=params))["data"]]
+        params = {"state": state} if state else {}
+        return [i["symbol"] for i in self.walk("/v1/instruments", **params)]
 
     def seller(self, trader: Trader, count: int = 10, hardware: str = H100) -> tuple[int, int]:
         """A site with one pool; returns (site id, pool id)."""
