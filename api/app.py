@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from api.db.store import Store
 from api.deps import Context, RateLimiter
 from api.errors import FastJSONResponse, error_body, install_error_handlers
-from api.routes import accounts, catalog, market, operation, orders, sellers
+from api.routes import accounts, catalog, market, operation, orders, sellers, web
 from api.service import ExchangeService, Submission
 from api.settings import Settings
 from api.views import parse_iso
@@ -145,7 +145,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         default_response_class=FastJSONResponse,
     )
     install_error_handlers(app)
-    for module in (operation, accounts, catalog, sellers, orders, market):
+    for module in (operation, accounts, catalog, sellers, orders, market, web):
         app.include_router(module.router)
     app.include_router(ws_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

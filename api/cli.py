@@ -99,3 +99,7 @@ def db_upgrade(database_url_: DatabaseUrl = None) -> None:
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover - ``python -m api.cli``
+    app()

@@ -296,6 +296,7 @@ class OrderBook:
                         d = o.remaining if o.remaining < remaining else remaining
                         remaining -= d
                         o.remaining -= d
+                        o.quantity -= d  # a decrement shrinks the order itself
                         level.total -= d
                         seq += 1
                         events.append(

@@ -860,11 +860,18 @@ class ExchangeCore:
     def _amend_order(self, op: AmendOrder) -> OrderState:
         order = self._own_open_order(op.account_id, op.order_id)
         engine = self.engine
+        # The engine counts an order's quantity without what self-trade prevention removed
+        # (decrement); the account sees the quantity it asked for.
+        engine_quantity = (
+            Quantity(op.quantity - order.decremented) if op.quantity is not None else None
+        )
+        if engine_quantity is not None and engine_quantity <= 0:
+            raise Rejected("amend_below_filled")
         code = engine.validate_amend(
             AccountId(op.account_id),
             OrderId(op.order_id),
             Price(op.price) if op.price is not None else None,
-            Quantity(op.quantity) if op.quantity is not None else None,
+            engine_quantity,
         )
         if code is not ResultCode.OK:
             raise Rejected(code.code)
@@ -908,7 +915,7 @@ class ExchangeCore:
             AccountId(op.account_id),
             OrderId(op.order_id),
             Price(op.price) if op.price is not None else None,
-            Quantity(op.quantity) if op.quantity is not None else None,
+            engine_quantity,
         )
         check(outcome.result is ResultCode.OK, "validated amendment refused by the engine")
         self._engine(outcome)
@@ -936,7 +943,7 @@ class ExchangeCore:
             elif isinstance(event, OrderAmended):
                 order = self.orders[event.order_id]
                 order.price = event.price
-                order.quantity = event.quantity
+                order.quantity = event.quantity + order.decremented
                 order.remaining = event.remaining
                 order.updated_at = self.now
                 self.touched_orders.add(order.id)

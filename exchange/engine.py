@@ -6,11 +6,11 @@ The engine is pure: the clock advances only through :meth:`MatchingEngine.advanc
 order ids come from the caller, trade ids from a counter in the engine's own state.
 
 Validation order for a new order (the first failing rule names the rejection):
-instrument known, instrument open, order id unused, order type and time in force
-consistent, quantity positive, on the lot, within min and max, then for a limit order a
+instrument known, instrument open, order id not resting, quantity positive, on the lot,
+within min and max, order type and time in force consistent, then for a limit order a
 positive price on the tick inside the price band, a GTD expiry after now, and post-only
 not crossing; a market order needs a reference price (its protection price is the edge
-of the band).
+of the band). See docs/matching.md.
 """
 
 from __future__ import annotations
@@ -340,6 +340,7 @@ class MatchingEngine:
             or order_type is not _LIMIT
             or time_in_force is not _GTC
             or post_only
+            or stp is not _CANCEL_NEWEST
             or expire_time is not None
             or price is None
             or price % market.tick
@@ -658,7 +659,7 @@ class MatchingEngine:
                     symbol,
                     side,
                     price,
-                    quantity,
+                    filled + remaining,  # self-trade decrements shrink the order itself
                     remaining,
                     filled,
                     order_terms(expire_time, post_only, stp),
@@ -874,9 +875,10 @@ class MatchingEngine:
 def event_log_hash(events: Iterable[Any]) -> str:
     """A stable digest of an event stream: same commands, same digest."""
     h = hashlib.sha256()
+    encode = msgspec.json.encode
     for e in events:
-        h.update(repr(tuple(v.value if hasattr(v, "value") else v for v in e)).encode())
         h.update(type(e).__name__.encode())
+        h.update(encode(e))
     return h.hexdigest()
 
 

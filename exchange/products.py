@@ -103,9 +103,10 @@ class Tier:
             problems.append("tick must be positive")
         if self.lot <= 0:
             problems.append("lot must be positive")
-        if self.min_quantity <= 0 or self.min_quantity % self.lot:
+        lot_ok = self.lot > 0
+        if self.min_quantity <= 0 or (lot_ok and self.min_quantity % self.lot):
             problems.append("min_quantity must be a positive multiple of the lot")
-        if self.max_quantity < self.min_quantity or self.max_quantity % self.lot:
+        if self.max_quantity < self.min_quantity or (lot_ok and self.max_quantity % self.lot):
             problems.append("max_quantity must be a multiple of the lot, >= min_quantity")
         if not 0 < self.price_band_bps <= 10_000:
             problems.append("price_band_bps must be in (0, 10000]")
@@ -123,7 +124,7 @@ class Tier:
         if not 0 <= self.gate_closure_minutes <= 24 * 60:
             problems.append("gate_closure_minutes must be in [0, 1440]")
         if self.reference_price is not None and (
-            self.reference_price <= 0 or self.reference_price % self.tick
+            self.reference_price <= 0 or (self.tick > 0 and self.reference_price % self.tick)
         ):
             problems.append("reference_price must be a positive multiple of the tick")
         if problems:

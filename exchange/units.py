@@ -52,7 +52,8 @@ Price = NewType("Price", int)
 Quantity = NewType("Quantity", int)
 Money = NewType("Money", int)
 
-_DECIMAL_RE = re.compile(r"^([+-]?)(\d+)(?:\.(\d+))?$")
+# ASCII digits only: Python's \d and int() would also take Arabic-Indic and other digits.
+_DECIMAL_RE = re.compile(r"^([+-]?)([0-9]+)(?:\.([0-9]+))?$")
 
 
 class UnitsError(ValueError):
@@ -80,7 +81,7 @@ def parse_units(text: str | int | Decimal, decimals: int, *, allow_negative: boo
         text = str(text)
     if not isinstance(text, str) or len(text) > 2 * MAX_DIGITS + 4:
         raise UnitsError("invalid_decimal", "not a decimal string")
-    m = _DECIMAL_RE.match(text.strip())
+    m = _DECIMAL_RE.fullmatch(text.strip())
     if m is None:
         raise UnitsError("invalid_decimal", f"{text!r} is not a plain decimal number")
     sign, whole, frac = m.group(1), m.group(2), m.group(3) or ""
