@@ -65,7 +65,15 @@ async def client(
     template = args.body or ""
     prices = [p.strip() for p in args.prices.split(",")] if args.prices else [""]
     clock = time.perf_counter
+    # Open-loop pacing when --rate is given: each client sends every clients/rate seconds.
+    interval = args.clients / args.rate if args.rate else 0.0
+    next_send = clock() + (n * interval / args.clients if interval else 0.0)
     while clock() < stop_at:
+        if interval:
+            delay = next_send - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            next_send += interval
         i = counter[0]
         counter[0] += 1
         body = (
@@ -132,6 +140,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--start-index", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=0.0, help="target requests/s (paced)")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main_async(args))))
 

@@ -1,0 +1,367 @@
+"""HTTP order entry under closed-loop load, beside the HTTP stack's ceiling and a peer.
+
+Runs, one after another on this machine, each server in its own process and the load
+from another process (benchmarks/loadgen.py, raw asyncio HTTP/1.1, 32 keep-alive
+clients over loopback):
+
+1. a no-op FastAPI endpoint on the same server stack (uvicorn with uvloop and httptools):
+   the ceiling of the HTTP stack here;
+2. suanli single-order entry (POST /v1/orders) with durable group commits, on SQLite and,
+   with --postgres-url, on PostgreSQL: accepted orders/s, p50 and p99 latency; then the
+   p99 at half of that peak rate (paced load);
+3. suanli batch entry (POST /v1/orders/batch, 100 orders a request) and WebSocket entry
+   (pipelined "place" messages), counted as durable operations/s from the server's
+   operation log;
+4. matching-engine 0.1.1's FastAPI gateway (Python 3.12, fsync on) under the same load,
+   when --peer-python names a Python with it installed.
+
+Open-order caps and rate limits are raised for the run (SUANLI_MAX_OPEN_ORDERS,
+SUANLI_RATE_LIMIT_PER_S=0). Prints a table and the ratios. Not a test: it asserts nothing.
+
+    python benchmarks/bench_http.py [--seconds 10] [--postgres-url URL] [--peer-python PY]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ADMIN = "bench-admin-key-0123456789abcdef"
+PRICES = "19.90,20.10,19.95,20.05,20.00,19.85,20.15"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def load(
+    url: str,
+    seconds: float,
+    body: str = "",
+    headers: tuple[str, ...] = (),
+    rate: float = 0.0,
+    clients: int = 32,
+) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(HERE / "loadgen.py"),
+        "--url",
+        url,
+        "--seconds",
+        str(seconds),
+        "--clients",
+        str(clients),
+        "--prices",
+        PRICES,
+    ]
+    if body:
+        cmd += ["--body", body]
+    for h in headers:
+        cmd += ["--header", h]
+    if rate:
+        cmd += ["--rate", str(rate)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def bench_noop(seconds: float) -> dict[str, Any]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "noop_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=HERE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_up(f"http://127.0.0.1:{port}/docs", proc)
+        body = '{"instrument":"X","side":"{side}","price":"{price}","quantity":"0.1"}'
+        return load(f"http://127.0.0.1:{port}/noop", seconds, body)
+    finally:
+        stop(proc)
+
+
+def setup_market(base: str) -> tuple[str, str]:
+    """An account with deep funds and a very large pool, a tier, one open instrument."""
+    c = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=60)
+
+    def post(path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+        r = c.post(path, json=body, headers=headers)
+        r.raise_for_status()
+        return r.json()
+
+    mm = post("/v1/admin/accounts", {"name": "market maker"})
+    key = {"Authorization": f"Bearer {mm['api_key']}"}
+    post(f"/v1/admin/accounts/{mm['id']}/deposits", {"amount": "100000000000"})
+    post(
+        "/v1/admin/gpu-classes",
+        {"code": "H", "name": "Hopper", "precision": "fp16", "min_dense_tflops": "700"},
+    )
+    post(
+        "/v1/admin/tiers",
+        {
+            "code": "FP16-H",
+            "precision": "fp16",
+            "gpu_class": "H",
+            "tick_size": "0.01",
+            "lot_size": "0.1",
+            "min_quantity": "0.1",
+            "max_quantity": "1000",
+            "price_band_pct": "50",
+            "maker_fee_bps": 5,
+            "taker_fee_bps": 10,
+            "shortfall_penalty_pct": "20",
+            "reference_price": "20",
+            "list_ahead_hours": 6,
+        },
+    )
+    site = post(
+        "/v1/sites", {"name": "sh", "region": "east", "pue": "1.25", "green_share": "0"}, key
+    )
+    post(
+        f"/v1/sites/{site['id']}/pools",
+        {"hardware_id": "nvidia-h100-sxm5-80gb", "count": 1_000_000},
+        key,
+    )
+    symbol = c.get("/v1/instruments").json()["data"][0]["symbol"]
+    c.close()
+    return mm["api_key"], symbol
+
+
+def operations(base: str) -> int:
+    return int(httpx.get(base + "/v1/health", timeout=10).json()["operations"])
+
+
+async def ws_entry(base: str, key: str, symbol: str, seconds: float, in_flight: int = 256) -> float:
+    """Pipelined "place" messages over one WebSocket; returns acknowledged orders/s."""
+    import websockets
+
+    url = base.replace("http://", "ws://") + f"/v1/ws?key={key}"
+    prices = PRICES.split(",")
+    done = 0
+    async with websockets.connect(url, max_size=None) as ws:
+        sent = 0
+        stop_at = time.perf_counter() + seconds
+        t0 = time.perf_counter()
+
+        async def sender() -> None:
+            nonlocal sent
+            while time.perf_counter() < stop_at:
+                while sent - done >= in_flight:
+                    await asyncio.sleep(0.0005)
+                side = "buy" if sent % 2 == 0 else "sell"
+                order = {
+                    "instrument": symbol,
+                    "side": side,
+                    "price": prices[(sent // 2) % len(prices)],
+                    "quantity": "0.1",
+                }
+                await ws.send(json.dumps({"op": "place", "id": sent, "order": order}))
+                sent += 1
+
+        async def receiver() -> None:
+            nonlocal done
+            while True:
+                message = json.loads(await ws.recv())
+                if message.get("type") == "result":
+                    done += 1
+                    if time.perf_counter() >= stop_at and done >= sent:
+                        return
+
+        task = asyncio.create_task(receiver())
+        await sender()
+        await asyncio.wait_for(task, timeout=60)
+        return done / (time.perf_counter() - t0)
+
+
+def bench_suanli(seconds: float, database_url: str | None, label: str) -> dict[str, Any]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        url = database_url or f"sqlite:///{tmp}/bench.db"
+        env = {
+            **os.environ,
+            "SUANLI_ADMIN_KEY": ADMIN,
+            "SUANLI_RATE_LIMIT_PER_S": "0",
+            "SUANLI_MAX_OPEN_ORDERS": "100000000",
+        }
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "api.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--clock",
+                "simulated",
+                "--start",
+                "2026-11-22T00:00:00Z",
+                "--database-url",
+                url,
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_up(base + "/v1/health", proc)
+            key, symbol = setup_market(base)
+            auth = (f"Authorization: Bearer {key}",)
+            order = json.dumps(
+                {"instrument": symbol, "side": "{side}", "price": "{price}", "quantity": "0.1"}
+            )
+            peak = load(base + "/v1/orders", seconds, order, auth)
+            half = load(base + "/v1/orders", seconds, order, auth, rate=peak["ok_per_s"] / 2)
+            prices = PRICES.split(",")
+            batch = json.dumps(
+                {
+                    "orders": [
+                        {
+                            "instrument": symbol,
+                            "side": "buy" if i % 2 == 0 else "sell",
+                            "price": prices[i % len(prices)],
+                            "quantity": "0.1",
+                        }
+                        for i in range(100)
+                    ]
+                }
+            )
+            before = operations(base)
+            t0 = time.perf_counter()
+            load(
+                base + "/v1/orders/batch",
+                seconds,
+                batch,
+                auth,
+                clients=8,
+            )
+            batch_ops = (operations(base) - before) / (time.perf_counter() - t0)
+            ws_rate = asyncio.run(ws_entry(base, key, symbol, seconds))
+            return {
+                "label": label,
+                "peak": peak,
+                "half": half,
+                "batch_orders_per_s": batch_ops,
+                "ws_orders_per_s": ws_rate,
+            }
+        finally:
+            stop(proc)
+
+
+def bench_peer(seconds: float, python: str) -> dict[str, Any] | None:
+    if not python or (not shutil.which(python) and not Path(python).exists()):
+        return None
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "ME_DATA_DIR": tmp, "ME_FSYNC": "1", "ME_MARKETS": "FP16-H:0.01:0.1"}
+        proc = subprocess.Popen(
+            [python, "-m", "matching_engine", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_up(f"http://127.0.0.1:{port}/healthz", proc)
+            body = '{"account": {i}, "side": "{side}", "price": "{price}", "quantity": "0.1"}'
+            return load(f"http://127.0.0.1:{port}/markets/FP16-H/orders", seconds, body)
+        finally:
+            stop(proc)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--postgres-url", default=os.environ.get("SUANLI_BENCH_POSTGRES_URL"))
+    parser.add_argument(
+        "--peer-python",
+        default=os.environ.get("SUANLI_PEER_PYTHON", ""),
+        help="a Python 3.12+ with matching-engine[gateway]==0.1.1 installed",
+    )
+    args = parser.parse_args()
+    noop = bench_noop(args.seconds)
+    print(
+        f"no-op FastAPI endpoint          {noop['requests_per_s']:>9,.0f} req/s  "
+        f"p50 {noop['p50_ms']:.2f} ms  p99 {noop['p99_ms']:.2f} ms"
+    )
+    peer = bench_peer(args.seconds, args.peer_python)
+    if peer:
+        print(
+            f"matching-engine 0.1.1 gateway   {peer['ok_per_s']:>9,.0f} orders/s  "
+            f"p50 {peer['p50_ms']:.2f} ms  p99 {peer['p99_ms']:.2f} ms  {peer['statuses']}"
+        )
+    runs = [bench_suanli(args.seconds, None, "SQLite")]
+    if args.postgres_url:
+        runs.append(bench_suanli(args.seconds, args.postgres_url, "PostgreSQL"))
+    for r in runs:
+        p, h = r["peak"], r["half"]
+        print(
+            f"suanli {r['label']:10s} single   {p['ok_per_s']:>9,.0f} orders/s  "
+            f"p50 {p['p50_ms']:.2f} ms  p99 {p['p99_ms']:.2f} ms  {p['statuses']}"
+        )
+        print(
+            f"suanli {r['label']:10s} at half  {h['ok_per_s']:>9,.0f} orders/s  "
+            f"p50 {h['p50_ms']:.2f} ms  p99 {h['p99_ms']:.2f} ms"
+        )
+        print(f"suanli {r['label']:10s} batch    {r['batch_orders_per_s']:>9,.0f} orders/s")
+        print(f"suanli {r['label']:10s} ws       {r['ws_orders_per_s']:>9,.0f} orders/s")
+        print(f"  ratio single / no-op: {p['ok_per_s'] / noop['requests_per_s']:.2f}")
+        if peer:
+            base = peer["ok_per_s"]
+            print(
+                f"  ratio single / matching-engine: {p['ok_per_s'] / base:.2f}; "
+                f"batch: {r['batch_orders_per_s'] / base:.1f}; "
+                f"ws: {r['ws_orders_per_s'] / base:.1f}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
