@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.service import ServiceStopped
 from exchange.core import Rejected
 
 __all__ = ["ApiError", "FastJSONResponse", "install_error_handlers", "status_for"]
@@ -71,6 +72,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Rejected)
     async def _rejected(_: Request, exc: Rejected) -> FastJSONResponse:
         return FastJSONResponse(error_body(exc.code, exc.message), status_for(exc.code))
+
+    @app.exception_handler(ServiceStopped)
+    async def _stopped(_: Request, exc: ServiceStopped) -> FastJSONResponse:
+        return FastJSONResponse(
+            error_body("service_unavailable", "the exchange stopped after a failed commit"), 503
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> FastJSONResponse:
