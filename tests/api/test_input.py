@@ -414,3 +414,15 @@ def test_route_table_covers_every_body(api: Api) -> None:
     bodies = set(_schema_properties(app))
     assert bodies <= set(BODIES), bodies - set(BODIES)
     assert all(isinstance(r, Route) for r in http_routes(app))
+
+
+def test_non_ascii_digits_are_refused(api: Api) -> None:
+    """A decimal is ASCII digits. Python's ``\\d`` also matches other scripts' digits
+    ("２０", "٢٠"), which must not become prices or quantities."""
+    sym = api.market()[0]
+    a = api.trader("alice")
+    ops = api.operations()
+    for field, value in (("quantity", "１"), ("price", "２０"), ("price", "١٩")):
+        body = {"instrument": sym, "side": "buy", "price": "19", "quantity": "1", field: value}
+        assert_error(api.post("/v1/orders", json=body, headers=a.headers), 422)
+    assert api.operations() == ops
