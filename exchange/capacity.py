@@ -67,9 +67,20 @@ class CapacityBook:
         """Units of a tier delivering ``cap`` per hour still free in every hour of a window."""
         if cap <= 0:
             return 0
-        busiest = max(self.used_fraction(pool_id, h) for h in hours)
-        free = (1 - busiest) * cap * len(hours)
-        return max(0, free.numerator // free.denominator)
+        d = cap * len(hours)
+        free = d
+        used = self.used
+        for h in hours:
+            parts = used.get((pool_id, h))
+            if not parts:
+                continue
+            if len(parts) == 1 and d in parts:
+                left = d - parts[d]  # sold in this tier only: exact in integers
+            else:
+                rest = (1 - self.used_fraction(pool_id, h)) * d
+                left = rest.numerator // rest.denominator
+            free = min(free, left)
+        return max(0, free)
 
     def available_quantity(self, pools: list[tuple[int, int]], hours: tuple[int, ...]) -> int:
         """Quantity units still sellable from ``pools`` = [(pool id, cap per hour)]."""
@@ -87,7 +98,7 @@ class CapacityBook:
 
         Returns False, changing nothing, when the pools cannot supply it all.
         """
-        check(order_id not in self.reserved, f"order {order_id} already reserved capacity")
+        check(order_id not in self.reserved, "order %s already reserved capacity", order_id)
         need = quantity
         lines: list[PoolLine] = []
         for pool_id, cap in pools:
@@ -120,7 +131,7 @@ class CapacityBook:
             key = (line.pool_id, h)
             parts = used.setdefault(key, {})
             value = parts.get(line.denominator, 0) + quantity
-            check(value >= 0, f"pool {line.pool_id} hour {h} released more than it held")
+            check(value >= 0, "pool %s hour %s released more than it held", line.pool_id, h)
             if value:
                 parts[line.denominator] = value
             else:
@@ -128,7 +139,12 @@ class CapacityBook:
                 if not parts:
                     del used[key]
             if quantity > 0:
-                check(self.used_fraction(line.pool_id, h) <= 1, f"pool {line.pool_id} oversold")
+                full = (
+                    value <= line.denominator
+                    if len(parts) == 1
+                    else self.used_fraction(line.pool_id, h) <= 1
+                )
+                check(full, "pool %s oversold", line.pool_id)
 
     @staticmethod
     def _peel(lines: list[PoolLine], quantity: int) -> list[PoolLine]:
@@ -150,7 +166,7 @@ class CapacityBook:
     def commit(self, order_id: int, contract_id: int, quantity: int) -> None:
         """Move ``quantity`` of a sell order's reservation to a contract."""
         alloc = self.reserved[order_id]
-        check(contract_id not in self.committed, f"contract {contract_id} already committed")
+        check(contract_id not in self.committed, "contract %s already committed", contract_id)
         moved = self._peel(alloc.lines, quantity)
         self.committed[contract_id] = Allocation(alloc.owner, alloc.hours, moved)
         if not alloc.lines:
@@ -160,7 +176,7 @@ class CapacityBook:
         """Release ``quantity`` (or all) of a sell order's reservation."""
         alloc = self.reserved.get(order_id)
         if alloc is None:
-            check(not quantity, f"order {order_id} has no reservation to release")
+            check(not quantity, "order %s has no reservation to release", order_id)
             return
         if quantity is None or quantity >= alloc.quantity:
             check(quantity is None or quantity == alloc.quantity, "release beyond reservation")

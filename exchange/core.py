@@ -843,7 +843,7 @@ class ExchangeCore:
     def _cancel_order(self, op: CancelOrder) -> OrderState:
         order = self._own_open_order(op.account_id, op.order_id)
         outcome = self.engine.cancel(AccountId(op.account_id), OrderId(op.order_id))
-        check(outcome.result is ResultCode.OK, f"open order {op.order_id} not in the book")
+        check(outcome.result is ResultCode.OK, "open order %s not in the book", op.order_id)
         self._engine(outcome)
         return order
 
@@ -928,7 +928,7 @@ class ExchangeCore:
     # ================================================================== engine events
     def _engine(self, outcome: Outcome) -> None:
         """Apply the consequences of an accepted engine command to orders and money."""
-        check(outcome.result is ResultCode.OK, f"engine refused a validated command: {outcome}")
+        check(outcome.result is ResultCode.OK, "engine refused a validated command: %s", outcome)
         for event in outcome.events:
             self.events.append(event)
             if isinstance(event, Trade):
@@ -963,7 +963,7 @@ class ExchangeCore:
             return
         hold = self.ledger.holds[order.hold_id]
         excess = hold.pending - self._required(order)
-        check(excess >= 0, f"order {order.id} holds less than it needs")
+        check(excess >= 0, "order %s holds less than it needs", order.id)
         self.ledger.release(Timestamp(self.now), order.hold_id, excess)
 
     def _finish(self, order: OrderState, status: OrderStatus) -> None:
@@ -985,7 +985,7 @@ class ExchangeCore:
 
     def _on_finished(self, order_id: int, quantity: int, status: OrderStatus) -> None:
         order = self.orders[order_id]
-        check(quantity == order.remaining, f"order {order_id} ended with quantity unaccounted")
+        check(quantity == order.remaining, "order %s ended with quantity unaccounted", order_id)
         order.remaining = 0
         order.closed += quantity
         self._finish(order, status)

@@ -151,12 +151,12 @@ class Ledger:
         code: TransferCode,
         ref: str,
     ) -> Transfer:
-        check(amount > 0, f"transfer of non-positive amount {amount}")
+        check(amount > 0, "transfer of non-positive amount %s", amount)
         check(debit != credit, "transfer to the same account")
         balances = self.balances
         new_debit = balances.get(debit, 0) - amount
         if debit[1] is not AccountKind.EXTERNAL:
-            check(new_debit >= 0, f"{debit} would go negative by a {code} of {amount}")
+            check(new_debit >= 0, "%s would go negative by a %s of %s", debit, code, amount)
         balances[debit] = new_debit
         balances[credit] = balances.get(credit, 0) + amount
         t = Transfer(
@@ -270,7 +270,7 @@ class Ledger:
     ) -> None:
         """Move part of a pending hold to ``to`` (escrow, collateral); the hold stays open."""
         hold = self._pending(hold_id)
-        check(0 <= amount <= hold.pending, f"capture {amount} beyond pending {hold.pending}")
+        check(0 <= amount <= hold.pending, "capture %s beyond pending %s", amount, hold.pending)
         if amount:
             self._move(
                 ts,
@@ -286,7 +286,7 @@ class Ledger:
     def release(self, ts: Timestamp, hold_id: int, amount: int) -> None:
         """Return part of a pending hold to available (price improvement, partial cancel)."""
         hold = self._pending(hold_id)
-        check(0 <= amount <= hold.pending, f"release {amount} beyond pending {hold.pending}")
+        check(0 <= amount <= hold.pending, "release %s beyond pending %s", amount, hold.pending)
         if amount:
             self._move(
                 ts,

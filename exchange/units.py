@@ -53,6 +53,7 @@ Quantity = NewType("Quantity", int)
 Money = NewType("Money", int)
 
 # ASCII digits only: Python's \d and int() would also take Arabic-Indic and other digits.
+_POW10 = [10**i for i in range(40)]
 _DECIMAL_RE = re.compile(r"^([+-]?)([0-9]+)(?:\.([0-9]+))?$")
 
 
@@ -102,11 +103,13 @@ def parse_units(text: str | int | Decimal, decimals: int, *, allow_negative: boo
 def format_units(value: int, decimals: int, *, min_places: int = 0) -> str:
     """Integer minor units -> canonical decimal string, trailing zeros trimmed."""
     sign = "-" if value < 0 else ""
-    whole, frac = divmod(abs(value), 10**decimals)
-    digits = str(frac).rjust(decimals, "0").rstrip("0") if decimals else ""
+    whole, frac = divmod(-value if value < 0 else value, _POW10[decimals])
+    if not frac:
+        return f"{sign}{whole}.{'0' * min_places}" if min_places else f"{sign}{whole}"
+    digits = f"{frac:0{decimals}d}".rstrip("0")
     if len(digits) < min_places:
         digits = digits.ljust(min_places, "0")
-    return f"{sign}{whole}.{digits}" if digits else f"{sign}{whole}"
+    return f"{sign}{whole}.{digits}"
 
 
 def parse_price(text: str | int | Decimal) -> Price:

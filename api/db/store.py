@@ -9,6 +9,7 @@ for replay.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,4 +211,8 @@ class Store:
     ) -> None:
         columns = tuple(rows[0])
         sql = self._statement(name, columns, upsert)
-        conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])
+        getter = operator.itemgetter(*columns)
+        params = (
+            [getter(row) for row in rows] if len(columns) > 1 else [(r[columns[0]],) for r in rows]
+        )
+        conn.exec_driver_sql(sql, params)
