@@ -145,7 +145,8 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         default_response_class=FastJSONResponse,
     )
     install_error_handlers(app)
-    for module in (operation, accounts, catalog, sellers, orders, market, web):
+    # Order entry first: routes are matched in order, and it is the busiest path.
+    for module in (orders, market, operation, accounts, catalog, sellers, web):
         app.include_router(module.router)
     app.include_router(ws_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

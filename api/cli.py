@@ -97,6 +97,46 @@ def db_upgrade(database_url_: DatabaseUrl = None) -> None:
     typer.echo(f"database at {engine.url.render_as_string(hide_password=True)} is up to date")
 
 
+@app.command()
+def demo(
+    days: Annotated[int, typer.Option(min=1, max=30, help="Days of hourly delivery windows.")] = 3,
+    traders: Annotated[
+        int, typer.Option(min=1, max=200, help="Number of buyers, and of sellers.")
+    ] = 12,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed gives the same report.")
+    ] = 7,
+    out: Annotated[
+        str, typer.Option(help="Folder for the report (JSON, text), the charts and the database.")
+    ] = "demo-output",
+    database_url_: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="SQLAlchemy URL of an EMPTY database. Default: a new SQLite file in --out.",
+        ),
+    ] = None,
+) -> None:
+    """Run a demo market end to end (listing, trading, delivery, settlement) on the
+    simulated clock through the exchange service; print a report and write charts."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from api.demo.runner import run
+    from api.demo.simulate import DemoError
+
+    url = database_url(database_url_) if database_url_ else None
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=140)  # piped: wide enough for the tables
+    try:
+        run(Path(out), database_url=url, seed=seed, days=days, traders=traders, console=console)
+    except DemoError as exc:
+        typer.echo(f"demo: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -27,23 +27,24 @@ from fractions import Fraction
 from api.demo.scenario import LOT, QTY_UNITS, TIERS, BuyerSpec, MakerSpec, SellerSpec, cny
 from exchange.operations import PlaceOrder
 from exchange.orders import Side, TimeInForce
+from exchange.products import Precision
 from pricing import AcceleratorModel, rated_pf
 
 __all__ = [
     "Role",
-    "diurnal_pct",
-    "maker_role",
     "buyer_role",
+    "diurnal_pct",
+    "maker_quotes",
+    "maker_role",
     "seller_role",
     "zi_order",
-    "maker_quotes",
 ]
 
 _REF = {t.code: t.reference_price for t in TIERS}
 _TAKER_BPS = {t.code: t.taker_fee_bps for t in TIERS}
 _TICK = {t.code: t.tick for t in TIERS}
 _INTENSITY = {t.code: t.arithmetic_intensity for t in TIERS}
-_PRECISION = {t.code: t.precision for t in TIERS}
+_PRECISION = {t.code: Precision(t.precision) for t in TIERS}
 
 
 def diurnal_pct(hour: int) -> int:
@@ -116,7 +117,13 @@ def seller_role(
     noise = rng.randint(85, 120)
     cost = per_device_hour / rated * _tou_pct(hour) * noise / 10_000
     return Role(
-        spec.name, spec.account_id, symbol, tier, Side.SELL, math.ceil(cost), supply,
+        spec.name,
+        spec.account_id,
+        symbol,
+        tier,
+        Side.SELL,
+        math.ceil(cost),
+        supply,
         pool_id=spec.pool_id,
     )
 

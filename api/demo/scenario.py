@@ -9,6 +9,7 @@ quantities integers of quantity units (0.000001 PF·h), as everywhere in the exc
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -74,9 +75,14 @@ CLASSES: tuple[CreateGpuClass, ...] = (
 )
 
 
-def _tier(code: str, precision: str, gpu_class: str, grade: str | None, ref: str, **kw: int) -> (
-    CreateTier
-):
+def _tier(
+    code: str,
+    precision: str,
+    gpu_class: str,
+    grade: str | None,
+    ref: str,
+    arithmetic_intensity: int | None = None,
+) -> CreateTier:
     return CreateTier(
         code=code,
         precision=precision,
@@ -93,7 +99,7 @@ def _tier(code: str, precision: str, gpu_class: str, grade: str | None, ref: str
         reference_price=cny(ref),
         list_ahead_hours=12,
         gate_closure_minutes=60,
-        **kw,
+        arithmetic_intensity=arithmetic_intensity,
     )
 
 
@@ -134,28 +140,63 @@ class SiteTemplate:
 
 SITES: tuple[SiteTemplate, ...] = (
     SiteTemplate(
-        "sh-h100", "Shanghai Lingang", "east", "Shanghai", "1.25", "0",
-        "nvidia-h100-sxm5-80gb", (6, 10), "9.0",
+        "sh-h100",
+        "Shanghai Lingang",
+        "east",
+        "Shanghai",
+        "1.25",
+        "0",
+        "nvidia-h100-sxm5-80gb",
+        (6, 10),
+        "9.0",
         (TierPlan("FP8-TRN", 60), TierPlan("INT8-INF-AI80", 40)),
     ),
     SiteTemplate(
-        "nx-910b", "Ningxia Zhongwei", "northwest", "Zhongwei, Ningxia", "1.15", "1",
-        "huawei-ascend-910b3", (12, 20), "4.2",
+        "nx-910b",
+        "Ningxia Zhongwei",
+        "northwest",
+        "Zhongwei, Ningxia",
+        "1.15",
+        "1",
+        "huawei-ascend-910b3",
+        (12, 20),
+        "4.2",
         (TierPlan("FP16-TRN-3A", 100),),
     ),
     SiteTemplate(
-        "gz-a100", "Guizhou Gui'an", "southwest", "Gui'an, Guizhou", "1.30", "0.1",
-        "nvidia-a100-sxm4-80gb", (12, 20), "3.0",
+        "gz-a100",
+        "Guizhou Gui'an",
+        "southwest",
+        "Gui'an, Guizhou",
+        "1.30",
+        "0.1",
+        "nvidia-a100-sxm4-80gb",
+        (12, 20),
+        "3.0",
         (TierPlan("FP16-TRN-3A", 70), TierPlan("INT8-INF-AI80", 30)),
     ),
     SiteTemplate(
-        "nm-h20", "Inner Mongolia Ulanqab", "north", "Ulanqab, Inner Mongolia", "1.20", "0.3",
-        "nvidia-h20-96gb", (12, 20), "3.6",
+        "nm-h20",
+        "Inner Mongolia Ulanqab",
+        "north",
+        "Ulanqab, Inner Mongolia",
+        "1.20",
+        "0.3",
+        "nvidia-h20-96gb",
+        (12, 20),
+        "3.6",
         (TierPlan("INT8-INF-AI80", 70), TierPlan("FP8-TRN", 30)),
     ),
     SiteTemplate(
-        "sz-4090", "Shenzhen Qianhai", "south", "Shenzhen", "1.40", "0",
-        "nvidia-geforce-rtx-4090", (24, 40), "1.1",
+        "sz-4090",
+        "Shenzhen Qianhai",
+        "south",
+        "Shenzhen",
+        "1.40",
+        "0",
+        "nvidia-geforce-rtx-4090",
+        (24, 40),
+        "1.1",
         (TierPlan("INT8-INF-AI80", 100),),
     ),
 )
@@ -221,8 +262,6 @@ _MONEY_PER_CNY = 10**10
 
 def build_scenario(seed: int, days: int, traders: int) -> Scenario:
     """``traders`` buyers and ``traders`` sellers (site templates in turn), three makers."""
-    import random
-
     if traders < 1:
         raise ValueError("at least one buyer and one seller")
     rng = random.Random(f"suanli-demo:{seed}:cast")

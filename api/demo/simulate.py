@@ -46,6 +46,7 @@ from api.demo.scenario import (
 )
 from api.service import ExchangeService, Submission
 from exchange.core import ExchangeCore, OrderState, Rejected
+from exchange.ids import Timestamp
 from exchange.invariants import InvariantViolation
 from exchange.ledger import AccountKind
 from exchange.lifecycle import InstrumentState
@@ -82,9 +83,6 @@ from pricing import (
 __all__ = ["DemoError", "DemoResult", "Progress", "TradeRecord", "run_demo"]
 
 MINUTE_US = 60_000_000
-#: Chance that a ZI trader acts in a given open window at a given step.
-ACT_PCT = 100
-
 Progress = Callable[[int, int, str], None]
 
 
@@ -177,6 +175,7 @@ class DemoResult:
     invariants_ok: bool = False
     invariants_message: str = ""
     open_contracts: int = 0
+    state_hash: str = ""
 
 
 class _Demo:
@@ -210,6 +209,7 @@ class _Demo:
             scenario=scenario,
         )
         self.name_of: dict[int, str] = {}
+        self.base_seq = service.seq  # the service's own first clock setting
         self.showcase: str | None = None
         self.showcase_at = 0
 
@@ -252,8 +252,9 @@ class _Demo:
                 )
             )
             seller.site_id = site.id  # type: ignore[attr-defined]
-            pool = run(AddPool(seller.account_id, seller.site_id, seller.site.hardware_id,
-                               seller.devices))
+            pool = run(
+                AddPool(seller.account_id, seller.site_id, seller.site.hardware_id, seller.devices)
+            )
             seller.pool_id = pool.id  # type: ignore[attr-defined]
         for maker in self.scenario.makers:
             maker.account_id = self._account(maker.name, maker.deposit)
@@ -268,16 +269,18 @@ class _Demo:
                 )
             )
             maker.site_id = site.id  # type: ignore[attr-defined]
-            pool = run(AddPool(maker.account_id, maker.site_id, maker.site.hardware_id,
-                               maker.devices))
+            pool = run(
+                AddPool(maker.account_id, maker.site_id, maker.site.hardware_id, maker.devices)
+            )
             maker.pool_id = pool.id  # type: ignore[attr-defined]
         # Buyers' demand: together about 1.25 x the sellers' offered capacity per window.
         supply: Counter[str] = Counter()
         for seller in self.scenario.sellers:
             model = core.catalog[seller.site.hardware_id]
             for plan in seller.site.plans:
-                supply[plan.tier] += pool_supply(model, seller.devices, plan.tier,
-                                                 plan.share_pct)[1]
+                supply[plan.tier] += pool_supply(model, seller.devices, plan.tier, plan.share_pct)[
+                    1
+                ]
         per_tier = Counter(b.tier for b in self.scenario.buyers)
         for buyer in self.scenario.buyers:
             share = supply[buyer.tier] * 125 // 100 // per_tier[buyer.tier]
@@ -309,9 +312,7 @@ class _Demo:
                     "roofline": f"{tier.arithmetic_intensity} op/B"
                     if tier.arithmetic_intensity
                     else "-",
-                    "scu_per_pf_hour": str(
-                        Decimal(factor.numerator) / Decimal(factor.denominator)
-                    ),
+                    "scu_per_pf_hour": str(Decimal(factor.numerator) / Decimal(factor.denominator)),
                     "members": ", ".join(members),
                 }
             )
@@ -438,9 +439,7 @@ class _Demo:
                     ops.extend(maker_quotes(role, reference, band, now, self.step_us))
             traders = [r for r in roles if r.side is not None]
             self.rng.shuffle(traders)
-            for role in traders:
-                if self.rng.randrange(100) >= ACT_PCT:
-                    continue
+            for role in traders:  # each ZI trader draws a fresh limit every step
                 assert role.side is not None
                 order = zi_order(
                     self.rng, role, self._open_quantity(role, role.side), band, now, self.step_us
@@ -581,9 +580,9 @@ class _Demo:
             }
             result.family_indices[family] = family_index(
                 trades,
-                members,  # type: ignore[arg-type]
+                members,
                 result.scu_factor,
-                now,  # type: ignore[arg-type]
+                Timestamp(now),
             )
 
     def _withdraw(self) -> None:
@@ -607,11 +606,12 @@ class _Demo:
             result.invariants_message = "ExchangeCore.check() passed"
         except InvariantViolation as exc:
             result.invariants_message = f"ExchangeCore.check() FAILED: {exc}"
+        result.state_hash = core.state_hash()
         result.balances_total = sum(
             v for (_, kind), v in core.ledger.balances.items() if kind is not AccountKind.EXTERNAL
         )
         result.fees_account = core.ledger.balance(0, AccountKind.FEES)
-        result.operations_logged = self.service.store.last_seq()
+        result.operations_logged = self.service.store.last_seq() - self.base_seq
         result.open_contracts = sum(
             1 for c in core.contracts.values() if c.state is not ContractState.SETTLED
         )
@@ -672,8 +672,9 @@ def _gco2(core: ExchangeCore, hardware_id: str, site: object) -> Fraction | None
     if site.carbon_kg_per_kwh == 0:
         return Fraction(0)
     try:
-        return gco2_per_scu(core.catalog[hardware_id], site.pue, site.emission_factor,
-                            site.green_share)
+        return gco2_per_scu(
+            core.catalog[hardware_id], site.pue, site.emission_factor, site.green_share
+        )
     except PricingError:
         return None
 
@@ -695,9 +696,7 @@ def run_demo(
     store = Store(database_url)
     try:
         if store.last_seq() > 0:
-            raise DemoError(
-                "the database already holds an exchange; the demo needs a fresh one"
-            )
+            raise DemoError("the database already holds an exchange; the demo needs a fresh one")
         service = ExchangeService(store, clock="simulated", start_us=START_US)
     except BaseException:
         store.close()

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from api.deps import ContextDep, CurrentAccount, PageDep, paginate, throttle, units
+from api.deps import (
+    ContextDep,
+    CurrentAccount,
+    PageDep,
+    paginate,
+    request_account,
+    throttle,
+    units,
+)
 from api.errors import ApiError, FastJSONResponse, error_body
 from api.schemas import AmendIn, BatchIn, OrderIn
 from api.service import Submission
@@ -71,9 +79,10 @@ def _existing(ctx: ContextDep, account: AccountRecord, body: OrderIn) -> OrderSt
 
 
 @router.post("/orders", status_code=201)
-async def place_order(body: OrderIn, ctx: ContextDep, account: CurrentAccount) -> FastJSONResponse:
+async def place_order(body: OrderIn, request: Request) -> FastJSONResponse:
     """Place an order; it is answered only once durably committed. A repeated
     client_order_id returns the original order (200) and places nothing."""
+    ctx, account = request_account(request)
     existing = _existing(ctx, account, body)
     if existing is not None:
         return FastJSONResponse(order_view(existing), 200)
@@ -83,8 +92,9 @@ async def place_order(body: OrderIn, ctx: ContextDep, account: CurrentAccount) -
 
 
 @router.post("/orders/batch")
-async def place_batch(body: BatchIn, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
+async def place_batch(body: BatchIn, request: Request) -> FastJSONResponse:
     """Up to 100 orders, each accepted or refused on its own, in one durable commit."""
+    ctx, account = request_account(request)
     throttle(ctx, account)
     results: list[Any] = [None] * len(body.orders)
     items: list[Submission] = []
@@ -108,7 +118,7 @@ async def place_batch(body: BatchIn, ctx: ContextDep, account: CurrentAccount) -
             results[i] = error_body(item.error.code, item.error.message)
         else:
             results[i] = item.outcome
-    return {"results": results}
+    return FastJSONResponse({"results": results})
 
 
 def _own_order(ctx: ContextDep, account: AccountRecord, order_id: int) -> OrderState:
@@ -156,8 +166,9 @@ async def amend_order(
 
 
 @router.delete("/orders/{order_id}")
-async def cancel_order(order_id: int, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
+async def cancel_order(order_id: int, request: Request) -> dict[str, Any]:
     """Cancel; never rate limited, so a throttled client can still pull its orders."""
+    ctx, account = request_account(request)
     _own_order(ctx, account, order_id)
     result: dict[str, Any] = await ctx.service.submit(CancelOrder(account.id, order_id), order_view)
     return result
