@@ -1,0 +1,176 @@
+"""Group commit: many operations share a transaction, and none is answered before it is durable.
+
+Durability is checked from outside the service: a second, independent connection pool
+(another Store on the same database) must already see an operation's rows at the moment
+its caller's await returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import SQLModel
+
+import api.db.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from api.db.store import Store
+from api.service import ExchangeService, Submission
+from exchange.core import OrderState, Rejected
+from exchange.operations import Deposit, PlaceOrder, Withdraw
+from exchange.orders import Side
+
+from .market import (
+    CNY,
+    LOT,
+    REFERENCE_PRICE,
+    TICK,
+    Market,
+    assert_conserved,
+    setup_market,
+    snapshot,
+    start_service,
+)
+
+N = 200
+
+
+def _orders(market: Market, n: int) -> list[PlaceOrder]:
+    """Buys and sells on two windows; every fifth crosses the book, so some trade."""
+    ops = []
+    for i in range(n):
+        side = Side.BUY if i % 2 == 0 else Side.SELL
+        account = market.lab if side is Side.BUY else market.dc
+        step = (i % 7 + 1) * TICK * 10
+        cross = i % 5 == 4
+        price = REFERENCE_PRICE + (step if (side is Side.BUY) == cross else -step)
+        ops.append(
+            PlaceOrder(
+                account,
+                market.symbols[1 + (i // 2) % 2],
+                side,
+                quantity=(i % 9 + 1) * LOT,
+                price=price,
+                client_order_id=f"gc-{i}",
+            )
+        )
+    return ops
+
+
+def _order_row(reader: Store, order_id: int) -> dict[str, object] | None:
+    table = SQLModel.metadata.tables["orders"]
+    with reader.engine.connect() as conn:
+        row = conn.execute(select(table).where(table.c.id == order_id)).mappings().first()
+    return None if row is None else dict(row)
+
+
+def _logged_seqs(reader: Store) -> list[int]:
+    return [seq for seq, _ in reader.operations()]
+
+
+def _spy_commits(service: ExchangeService) -> list[int]:
+    """Record how many operations each commit carried."""
+    sizes: list[int] = []
+    write = service.store.write
+
+    def counted(batch: object) -> None:
+        write(batch)  # type: ignore[arg-type]
+        sizes.append(len(batch.operations))  # type: ignore[attr-defined]
+
+    service.store.write = counted  # type: ignore[method-assign]
+    return sizes
+
+
+def test_submit_many_is_durable_when_it_returns(open_store: Callable[..., Store]) -> None:
+    service = start_service(open_store())
+    market = setup_market(service.run)
+    reader = open_store(migrate=False)
+    base_seq = service.seq
+    ops: list[PlaceOrder | Withdraw] = list(_orders(market, N))
+    ops.insert(N // 2, Withdraw(market.lab, 10**9 * CNY))  # refused: too much
+    sizes = _spy_commits(service)
+
+    async def main() -> list[Submission]:
+        await service.start()
+        try:
+            items = await service.submit_many([Submission(op) for op in ops])
+            # Right after the await, before anything else runs: durable and visible.
+            for item in items:
+                if item.error is None:
+                    row = _order_row(reader, item.outcome.id)
+                    assert row is not None, f"order {item.outcome.id} acknowledged, not durable"
+                    assert row["status"] == item.outcome.status.value
+            return items
+        finally:
+            await service.stop()
+
+    items = asyncio.run(main())
+    refused = [item for item in items if item.error is not None]
+    assert [type(item.op).__name__ for item in refused] == ["Withdraw"]
+    assert refused[0].error is not None and refused[0].error.code == "insufficient_funds"
+    accepted = len(items) - 1
+    assert _logged_seqs(reader) == list(range(1, base_seq + accepted + 1))
+    assert reader.count("orders") == N
+    assert reader.count("trades") > 0
+    assert sum(sizes) == accepted
+    # The refused operation took no sequence number: the log has no gap.
+    restarted = start_service(open_store())
+    assert snapshot(restarted.core) == snapshot(service.core)
+    assert_conserved(restarted.core, reader.engine)
+
+
+def test_concurrent_submits_are_durable_before_their_futures_resolve(
+    open_store: Callable[..., Store],
+) -> None:
+    service = start_service(open_store())
+    market = setup_market(service.run)
+    reader = open_store(migrate=False)
+    base_seq = service.seq
+    ops = _orders(market, N)
+    sizes = _spy_commits(service)
+
+    async def main() -> int:
+        await service.start()
+        try:
+            tasks = [asyncio.create_task(service.submit(op)) for op in ops]
+            tasks.append(asyncio.create_task(service.submit(Deposit(market.lab, CNY))))
+            seen = 0
+            for next_done in asyncio.as_completed(tasks):
+                result = await next_done
+                seen += 1
+                if not isinstance(result, OrderState):
+                    continue  # the deposit's transfer
+                row = _order_row(reader, result.id)
+                assert row is not None, f"order {result.id} resolved before it was durable"
+                assert row["client_order_id"] == result.client_order_id
+            return seen
+        finally:
+            await service.stop()
+
+    assert asyncio.run(main()) == N + 1
+    assert _logged_seqs(reader) == list(range(1, base_seq + N + 2))
+    assert reader.count("orders") == N
+    assert sum(sizes) == N + 1
+    assert max(sizes) <= service.batch_max
+    restarted = start_service(open_store())
+    assert snapshot(restarted.core) == snapshot(service.core)
+    assert_conserved(restarted.core, reader.engine)
+
+
+def test_a_refusal_inside_a_batch_changes_nothing(open_store: Callable[..., Store]) -> None:
+    """One refused operation among accepted ones: the others commit, it leaves no trace."""
+    service = start_service(open_store())
+    market = setup_market(service.run)
+    good = _orders(market, 4)
+    bad = PlaceOrder(market.lab, "NO-SUCH-SYMBOL", Side.BUY, quantity=LOT, price=REFERENCE_PRICE)
+    items = service.execute([Submission(good[0]), Submission(bad), Submission(good[1])])
+    assert items[1].error is not None and items[1].error.code == "instrument_not_found"
+    assert items[0].error is None and items[2].error is None
+    assert service.store.count("orders") == 2
+    with pytest.raises(Rejected, match="no instrument"):
+        service.run(bad)
+    assert service.store.count("orders") == 2
+    service.store.close()
+    restarted = start_service(open_store())
+    assert restarted.core.state_hash() == service.core.state_hash()
