@@ -200,7 +200,7 @@ def zi_order(
             return None
         price = _round_up(rng.randint(bottom, high), tick)
         price = min(price, _round_down(high, tick))
-    lots = rng.randint(1, max(1, min(left // LOT, 20)))
+    lots = rng.randint(1, max(1, min(left // LOT, max(20, role.limit // LOT // 4))))
     if role.side is Side.BUY and price > buyer_max_price(role):
         return None
     if role.side is Side.SELL and price < seller_min_price(role):

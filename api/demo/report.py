@@ -105,12 +105,22 @@ def summarize(result: DemoResult) -> dict[str, Any]:
     by_grade_tier: dict[tuple[str, str], list[Fraction]] = defaultdict(
         lambda: [Fraction(0), Fraction(0)]
     )
+    tier_vwap = {
+        row["tier"]: Fraction(sum(t.price * t.quantity for t in trades if t.tier == row["tier"]),
+                              sum(t.quantity for t in trades if t.tier == row["tier"]))
+        for row in tiers
+        if row["trades"]
+    }
+    relative: dict[str, list[Fraction]] = defaultdict(lambda: [Fraction(0), Fraction(0)])
     for t in trades:
         scu = t.quantity * factor[t.tier]
         cost = Fraction(t.price) / factor[t.tier] * scu
         for acc in (by_grade[t.seller_grade], by_grade_tier[(t.seller_grade, t.tier)]):
             acc[0] += scu
             acc[1] += cost
+        rel = relative[t.seller_grade]
+        rel[0] += scu
+        rel[1] += scu * Fraction(t.price) / tier_vwap[t.tier]
     total_scu = sum((v[0] for v in by_grade.values()), Fraction(0))
     overall = sum((v[1] for v in by_grade.values()), Fraction(0)) / total_scu if total_scu else None
     green = []
@@ -122,6 +132,8 @@ def summarize(result: DemoResult) -> dict[str, Any]:
             "volume_scu": _qty(scu),
             "avg_per_scu": _price(avg),
             "premium_pct": _dec((avg / overall - 1) * 100, 1) if overall else None,
+            # Against each trade's own tier VWAP: free of the tier mix.
+            "premium_vs_tier_pct": _dec((relative[grade][1] / relative[grade][0] - 1) * 100, 1),
             "by_tier": {},
         }
         for tier in TIERS:
@@ -198,6 +210,7 @@ def summarize(result: DemoResult) -> dict[str, Any]:
         "max_surplus_cny": _cny(best_all),
         "realized_surplus_cny": _cny(real_all),
         "efficiency": _dec(Fraction(real_all, best_all), 4) if best_all else None,
+        "efficiency_pct": _pct(real_all, best_all),
         "by_tier": efficiency_rows,
         "fills_at_a_loss": losses,
     }
@@ -421,7 +434,8 @@ def render(summary: dict[str, Any]) -> Group:
         "SCU",
         "CNY/SCU",
         "vs overall %",
-        *codes,
+        "vs own tier %",
+        *(f"{c} CNY/SCU" for c in codes),
     )
     for row in gp["grades"]:
         t.add_row(
@@ -429,6 +443,7 @@ def render(summary: dict[str, Any]) -> Group:
             row["volume_scu"],
             row["avg_per_scu"],
             _s(row["premium_pct"]),
+            _s(row["premium_vs_tier_pct"]),
             *(_s(row["by_tier"][c]) for c in codes),
         )
     parts.append(t)
@@ -494,7 +509,7 @@ def render(summary: dict[str, Any]) -> Group:
         str(ef["windows"]),
         ef["max_surplus_cny"],
         ef["realized_surplus_cny"],
-        _s(ef["efficiency"]),
+        _s(ef["efficiency_pct"]),
         "",
         "",
         style="bold",

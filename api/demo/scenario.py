@@ -147,7 +147,7 @@ SITES: tuple[SiteTemplate, ...] = (
         "1.25",
         "0",
         "nvidia-h100-sxm5-80gb",
-        (6, 10),
+        (24, 40),
         "9.0",
         (TierPlan("FP8-TRN", 60), TierPlan("INT8-INF-AI80", 40)),
     ),
@@ -159,7 +159,7 @@ SITES: tuple[SiteTemplate, ...] = (
         "1.15",
         "1",
         "huawei-ascend-910b3",
-        (12, 20),
+        (48, 80),
         "4.2",
         (TierPlan("FP16-TRN-3A", 100),),
     ),
@@ -171,7 +171,7 @@ SITES: tuple[SiteTemplate, ...] = (
         "1.30",
         "0.1",
         "nvidia-a100-sxm4-80gb",
-        (12, 20),
+        (48, 80),
         "3.0",
         (TierPlan("FP16-TRN-3A", 70), TierPlan("INT8-INF-AI80", 30)),
     ),
@@ -183,7 +183,7 @@ SITES: tuple[SiteTemplate, ...] = (
         "1.20",
         "0.3",
         "nvidia-h20-96gb",
-        (12, 20),
+        (48, 80),
         "3.6",
         (TierPlan("INT8-INF-AI80", 70), TierPlan("FP8-TRN", 30)),
     ),
@@ -195,7 +195,7 @@ SITES: tuple[SiteTemplate, ...] = (
         "1.40",
         "0",
         "nvidia-geforce-rtx-4090",
-        (24, 40),
+        (96, 160),
         "1.1",
         (TierPlan("INT8-INF-AI80", 100),),
     ),
@@ -226,7 +226,7 @@ class BuyerSpec:
     demand: int
     value_low_pct: int
     value_high_pct: int
-    deposit: int
+    deposit: int  # money units; from build_scenario: how many windows of demand it can fund
     account_id: int = 0
 
 
@@ -294,7 +294,7 @@ def build_scenario(seed: int, days: int, traders: int) -> Scenario:
                 demand=0,  # sized in agents.size_demand once supply is known
                 value_low_pct=rng.randint(50, 70),
                 value_high_pct=rng.randint(130, 165),
-                deposit=rng.randint(40_000, 80_000) * _MONEY_PER_CNY,
+                deposit=rng.randint(24, 48),  # windows of full demand at the reference
             )
         )
     maker_sites = {"FP16-TRN-3A": SITES[2], "FP8-TRN": SITES[0], "INT8-INF-AI80": SITES[3]}
@@ -304,9 +304,9 @@ def build_scenario(seed: int, days: int, traders: int) -> Scenario:
                 name=f"maker-{n}-{tier.lower()}",
                 tier=tier,
                 site=maker_sites[tier],
-                devices=8,
-                quote_lots=5,
-                max_position_lots=20,
+                devices=32,
+                quote_lots=20,
+                max_position_lots=90,
                 half_spread_bps=300,
                 deposit=1_000_000 * _MONEY_PER_CNY,
             )

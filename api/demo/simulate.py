@@ -80,6 +80,8 @@ from pricing import (
     tier_index,
 )
 
+REFERENCE = {t.code: t.reference_price for t in TIERS}
+
 __all__ = ["DemoError", "DemoResult", "Progress", "TradeRecord", "run_demo"]
 
 MINUTE_US = 60_000_000
@@ -285,6 +287,8 @@ class _Demo:
         for buyer in self.scenario.buyers:
             share = supply[buyer.tier] * 125 // 100 // per_tier[buyer.tier]
             buyer.demand = max(LOT, share // LOT * LOT)
+            # The budget: cash for some windows of full demand at the reference price.
+            buyer.deposit *= buyer.demand * REFERENCE[buyer.tier]
             buyer.account_id = self._account(buyer.name, buyer.deposit)
         self._describe_products()
 
