@@ -19,7 +19,14 @@ from api.errors import ApiError
 from api.service import ExchangeService
 from api.settings import Settings
 from exchange.core import AccountRecord
-from exchange.units import UnitsError, parse_units
+from exchange.units import (
+    MAX_PRICE,
+    MAX_QUANTITY,
+    PRICE_DECIMALS,
+    QUANTITY_DECIMALS,
+    UnitsError,
+    parse_units,
+)
 
 __all__ = [
     "AdminAccount",
@@ -163,12 +170,23 @@ def throttle(ctx: Context, account: AccountRecord) -> None:
         )
 
 
-def units(text: str | None, decimals: int, name: str, *, positive: bool = True) -> int | None:
+def units(
+    text: str | None,
+    decimals: int,
+    name: str,
+    *,
+    positive: bool = True,
+    maximum: int | None = None,
+) -> int | None:
     """A request decimal -> integer minor units, or a 422 with a stable code."""
     if text is None:
         return None
+    if maximum is None:
+        maximum = {PRICE_DECIMALS: MAX_PRICE, QUANTITY_DECIMALS: MAX_QUANTITY}.get(decimals)
     try:
         value = parse_units(text, decimals)
+        if maximum is not None and value > maximum:
+            raise UnitsError("out_of_range", f"{text!r} is above the largest value accepted")
     except UnitsError as exc:
         code = "invalid_tick" if exc.code == "too_many_decimals" and name == "price" else exc.code
         raise ApiError(

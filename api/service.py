@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -89,6 +90,8 @@ class ExchangeService:
         self._queue: asyncio.Queue[Submission] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         store.lock_writer()
         self._recover()
         if self.seq == 0:
@@ -143,7 +146,17 @@ class ExchangeService:
         return batch, published
 
     def execute(self, items: list[Submission]) -> list[Submission]:
-        """Apply and durably commit ``items`` now, synchronously (CLI, demo, tests)."""
+        """Apply and durably commit ``items`` now, synchronously (CLI, demo, tests).
+
+        While the asynchronous writer runs, the items go through its queue (from another
+        thread), so there is only ever one path that changes the core.
+        """
+        loop = self._loop
+        if self._writer is not None and not self._writer.done() and loop is not None:
+            if loop.is_running():
+                if threading.get_ident() == self._loop_thread:
+                    raise RuntimeError("on the event loop, use await submit_many()")
+                return asyncio.run_coroutine_threadsafe(self.submit_many(items), loop).result()
         batch, published = self._apply(items)
         try:
             self.store.write(batch)
@@ -166,6 +179,8 @@ class ExchangeService:
 
     # ------------------------------------------------------------------ async writer
     async def start(self, tick_seconds: float = 1.0) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._queue = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop(), name="suanli-writer")
         if self.clock == "real":

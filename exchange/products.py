@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
 from exchange.ids import Symbol, Timestamp
-from exchange.units import Price, Quantity
+from exchange.units import MAX_PRICE, MAX_QUANTITY, Price, Quantity
 
 __all__ = [
     "HOUR_US",
@@ -99,8 +99,8 @@ class Tier:
         problems = []
         if not self.code or len(self.code) > 32:
             problems.append("code must be 1 to 32 characters")
-        if self.tick <= 0:
-            problems.append("tick must be positive")
+        if not 0 < self.tick <= MAX_PRICE:
+            problems.append("tick must be positive and at most the largest price")
         if self.lot <= 0:
             problems.append("lot must be positive")
         lot_ok = self.lot > 0
@@ -108,6 +108,8 @@ class Tier:
             problems.append("min_quantity must be a positive multiple of the lot")
         if self.max_quantity < self.min_quantity or (lot_ok and self.max_quantity % self.lot):
             problems.append("max_quantity must be a multiple of the lot, >= min_quantity")
+        if self.max_quantity > MAX_QUANTITY:
+            problems.append("max_quantity is above the largest quantity")
         if not 0 < self.price_band_bps <= 10_000:
             problems.append("price_band_bps must be in (0, 10000]")
         for name in ("maker_fee_bps", "taker_fee_bps"):
@@ -127,6 +129,8 @@ class Tier:
             self.reference_price <= 0 or (self.tick > 0 and self.reference_price % self.tick)
         ):
             problems.append("reference_price must be a positive multiple of the tick")
+        if self.reference_price is not None and self.reference_price > MAX_PRICE:
+            problems.append("reference_price is above the largest price")
         if problems:
             raise TierError("; ".join(problems))
 

@@ -23,6 +23,8 @@ from typing import NewType
 
 __all__ = [
     "MAX_DIGITS",
+    "MAX_PRICE",
+    "MAX_QUANTITY",
     "MONEY_DECIMALS",
     "PRICE_DECIMALS",
     "QUANTITY_DECIMALS",
@@ -47,6 +49,10 @@ QUANTITY_DECIMALS = 6
 MONEY_DECIMALS = PRICE_DECIMALS + QUANTITY_DECIMALS
 #: Largest number of integer digits accepted from outside; bounds every value we store.
 MAX_DIGITS = 18
+#: Largest price (100,000,000 per PF·h) and quantity (1,000,000,000 PF·h) the exchange
+#: represents: both fit a signed 64-bit column, and so do their tick and lot multiples.
+MAX_PRICE = 10**8 * 10**PRICE_DECIMALS
+MAX_QUANTITY = 10**9 * 10**QUANTITY_DECIMALS
 
 Price = NewType("Price", int)
 Quantity = NewType("Quantity", int)
@@ -113,11 +119,17 @@ def format_units(value: int, decimals: int, *, min_places: int = 0) -> str:
 
 
 def parse_price(text: str | int | Decimal) -> Price:
-    return Price(parse_units(text, PRICE_DECIMALS))
+    return Price(_bounded(parse_units(text, PRICE_DECIMALS), MAX_PRICE, text))
 
 
 def parse_quantity(text: str | int | Decimal) -> Quantity:
-    return Quantity(parse_units(text, QUANTITY_DECIMALS))
+    return Quantity(_bounded(parse_units(text, QUANTITY_DECIMALS), MAX_QUANTITY, text))
+
+
+def _bounded(value: int, limit: int, text: object) -> int:
+    if value > limit:
+        raise UnitsError("out_of_range", f"{text!r} is above the largest value accepted")
+    return value
 
 
 def parse_money(text: str | int | Decimal) -> Money:

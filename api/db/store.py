@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +25,9 @@ from exchange.operations import Operation, decode_operation
 
 __all__ = ["Batch", "Store", "WriterLocked", "hash_key"]
 
-#: Advisory lock key of the single writer on PostgreSQL ("suanli" in ASCII).
-_PG_WRITER_LOCK = 0x7375616E6C69
+#: First half of the single writer's advisory lock on PostgreSQL ("suan" in ASCII); the
+#: second half is the hash of the schema, so exchanges in separate schemas do not collide.
+_PG_WRITER_LOCK = 0x7375616E
 
 
 class WriterLocked(RuntimeError):
@@ -93,7 +95,7 @@ class Store:
         if migrate:
             upgrade(self.engine)
 
-    def lock_writer(self) -> None:
+    def lock_writer(self, wait_seconds: float = 10.0) -> None:
         """Become the only writer of this database, or raise :class:`WriterLocked`.
 
         PostgreSQL: a session advisory lock held on a dedicated connection. SQLite: an
@@ -102,12 +104,29 @@ class Store:
         """
         if self._lock is not None:
             return
+        # A writer killed a moment ago may still hold its lock until the server notices:
+        # retry for a while before refusing, so an immediate restart succeeds.
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                self._try_lock()
+                return
+            except WriterLocked:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+
+    def _try_lock(self) -> None:
         if self.dialect == "postgresql":
             conn = self.engine.connect()
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_WRITER_LOCK})
+            got = conn.execute(
+                text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))"),
+                {"k": _PG_WRITER_LOCK},
+            )
             if not got.scalar():
                 conn.close()
                 raise WriterLocked("another suanli process is writing to this database")
+            conn.commit()
             self._lock = conn
         elif self.dialect == "sqlite":
             database = self.engine.url.database

@@ -87,7 +87,7 @@ def price_discovery(result: DemoResult, path: Path) -> Path:
             scatter = ax.scatter(
                 [_when(t.window_start) for t in trades],
                 [_cny(t.price) for t in trades],
-                s=[6 + 30 * t.quantity / _QTY for t in trades],
+                s=[3 + 6 * t.quantity / _QTY for t in trades],
                 c=[(t.window_start - t.time) / 3_600_000_000 for t in trades],
                 cmap="viridis_r",
                 vmin=1,

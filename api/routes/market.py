@@ -6,12 +6,12 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from api.deps import ContextDep, PageDep, paginate, units
+from api.deps import ContextDep, PageDep, optional_account, paginate, units
 from api.errors import ApiError
 from api.views import format_fraction, iso
-from exchange.core import ExchangeCore, Rejected
+from exchange.core import AccountRecord, ExchangeCore, Rejected
 from exchange.orders import Side
 from exchange.products import Precision
 from exchange.units import (
@@ -224,9 +224,11 @@ async def metering_convert(
     emission_factor: Annotated[str | None, Query(max_length=20)] = None,
     green_share: Annotated[str | None, Query(max_length=20)] = None,
     site_id: Annotated[int | None, Query(ge=1)] = None,
+    account: Annotated[AccountRecord | None, Depends(optional_account)] = None,
 ) -> dict[str, Any]:
-    """model x count x hours -> PF·h, SCU, operations, energy; with a site's PUE, emission
-    factor and green share also carbon."""
+    """model x count x hours -> PF·h, SCU, operations, energy; with ``pue``,
+    ``emission_factor`` and ``green_share`` (or ``site_id`` of one of the caller's own
+    sites, with its key) also carbon."""
     core = ctx.service.core
     model = core.catalog.get(hardware_id)
     if model is None:
@@ -255,7 +257,8 @@ async def metering_convert(
     }
     if site_id is not None:
         site = core.sites.get(site_id)
-        if site is None:
+        # A site's figures are its owner's: anyone else (or no key) does not see it exists.
+        if site is None or account is None or site.owner != account.id:
             raise ApiError("site_not_found", f"no site {site_id}")
         p, ef, g = site.site.pue, site.site.emission_factor, site.site.green_share
     elif pue is not None and emission_factor is not None and green_share is not None:
