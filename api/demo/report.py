@@ -106,8 +106,10 @@ def summarize(result: DemoResult) -> dict[str, Any]:
         lambda: [Fraction(0), Fraction(0)]
     )
     tier_vwap = {
-        row["tier"]: Fraction(sum(t.price * t.quantity for t in trades if t.tier == row["tier"]),
-                              sum(t.quantity for t in trades if t.tier == row["tier"]))
+        row["tier"]: Fraction(
+            sum(t.price * t.quantity for t in trades if t.tier == row["tier"]),
+            sum(t.quantity for t in trades if t.tier == row["tier"]),
+        )
         for row in tiers
         if row["trades"]
     }
