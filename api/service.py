@@ -152,11 +152,15 @@ class ExchangeService:
         thread), so there is only ever one path that changes the core.
         """
         loop = self._loop
-        if self._writer is not None and not self._writer.done() and loop is not None:
-            if loop.is_running():
-                if threading.get_ident() == self._loop_thread:
-                    raise RuntimeError("on the event loop, use await submit_many()")
-                return asyncio.run_coroutine_threadsafe(self.submit_many(items), loop).result()
+        if (
+            self._writer is not None
+            and not self._writer.done()
+            and loop is not None
+            and loop.is_running()
+        ):
+            if threading.get_ident() == self._loop_thread:
+                raise RuntimeError("on the event loop, use await submit_many()")
+            return asyncio.run_coroutine_threadsafe(self.submit_many(items), loop).result()
         batch, published = self._apply(items)
         try:
             self.store.write(batch)

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from api.deps import Context, throttle, units
 from api.errors import ApiError, error_body
-from api.routes.orders import to_operation
+from api.routes.orders import existing_order, to_operation
 from api.schemas import AmendIn, OrderIn
 from api.service import Published
 from api.views import iso, order_view
@@ -206,11 +206,9 @@ async def _request(ctx: Context, conn: Connection, msg: dict[str, Any]) -> dict[
     op = msg.get("op")
     if op == "place":
         body = OrderIn.model_validate(msg.get("order"))
-        existing = body.client_order_id and ctx.service.core.client_ids.get(
-            (account.id, body.client_order_id)
-        )
-        if existing:
-            return order_view(ctx.service.core.orders[existing])
+        existing = existing_order(ctx, account, body)
+        if existing is not None:
+            return order_view(existing)
         throttle(ctx, account)
         result: dict[str, Any] = await ctx.service.submit(to_operation(account, body), order_view)
         return result

@@ -123,6 +123,7 @@ __all__ = [
     "Rejected",
     "SiteRecord",
     "TierRecord",
+    "same_order",
 ]
 
 #: Reporting grace after a window ends, before final settlement.
@@ -284,6 +285,21 @@ def _precision(text: str) -> Precision:
         raise Rejected("invalid_precision", f"unknown precision {text!r}") from exc
 
 
+def same_order(order: OrderState, op: PlaceOrder) -> bool:
+    """Does ``op`` ask for the same order as ``order`` (a resubmission, not a new order)?"""
+    return (
+        order.symbol == op.symbol
+        and order.side is op.side
+        and order.order_type is op.order_type
+        and (op.order_type is OrderType.MARKET or order.price == op.price)
+        and order.quantity == op.quantity
+        and order.time_in_force is op.time_in_force
+        and order.expire_time == op.expire_time
+        and order.post_only == op.post_only
+        and order.stp == op.stp.value
+    )
+
+
 def window_symbol(tier_code: str, start: int) -> Symbol:
     """``FP16-H-4A-20261122T10``: the tier code and the window's UTC start hour."""
     when = datetime.fromtimestamp(start / 1_000_000, tz=UTC)
@@ -324,6 +340,7 @@ class ExchangeCore:
         self.open_counts: dict[tuple[int, str], int] = {}
         self.contracts: dict[int, Contract] = {}
         self.deliveries: list[tuple[int, int, int, int, int]] = []  # contract, pool, ds, qty, ts
+        self.contract_deliveries: dict[int, list[tuple[int, int]]] = {}  # -> [(pool, ds)]
         self._schedule: list[tuple[int, int, int, str]] = []
         self._schedule_seq = 0
         self._ids = {"account": 1, "order": 1, "contract": 1, "site": 1, "pool": 1}
@@ -739,7 +756,13 @@ class ExchangeCore:
                 raise Rejected("invalid_client_order_id", "client_order_id is 1 to 64 characters")
             existing = self.client_ids.get((op.account_id, op.client_order_id))
             if existing is not None:
-                return self.orders[existing]  # idempotent resubmission: no new order
+                original = self.orders[existing]
+                if not same_order(original, op):
+                    raise Rejected(
+                        "client_order_id_reused",
+                        "this client_order_id was used for a different order",
+                    )
+                return original  # idempotent resubmission: no new order
         inst = self.instrument(op.symbol)
         engine = self.engine
         order_id = self._ids["order"]
@@ -1110,11 +1133,11 @@ class ExchangeCore:
                 f"device-seconds must be in [0, {pool.count * window_seconds}] for this pool",
             )
         self.deliveries.append((contract.id, pool.id, op.device_seconds, 0, self.now))
+        self.contract_deliveries.setdefault(contract.id, []).append((pool.id, op.device_seconds))
         contract.delivered_device_seconds += op.device_seconds
         reports = [
             (ds, self.pool_rated_pf(self.pools[pid], tier))
-            for cid, pid, ds, _, _ in self.deliveries
-            if cid == contract.id
+            for pid, ds in self.contract_deliveries[contract.id]
         ]
         contract.delivered_quantity = delivered_quantity(reports, Quantity(contract.quantity))
         self.touched_contracts.add(contract.id)

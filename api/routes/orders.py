@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from api.deps import (
+    Context,
     ContextDep,
     CurrentAccount,
     PageDep,
@@ -19,7 +20,7 @@ from api.errors import ApiError, FastJSONResponse, error_body
 from api.schemas import AmendIn, BatchIn, OrderIn
 from api.service import Submission
 from api.views import iso, order_view, parse_iso
-from exchange.core import AccountRecord, OrderState
+from exchange.core import AccountRecord, OrderState, same_order
 from exchange.operations import AmendOrder, CancelAll, CancelOrder, PlaceOrder
 from exchange.orders import OrderType, SelfTradePrevention, Side, TimeInForce
 from exchange.units import (
@@ -71,11 +72,19 @@ def to_operation(account: AccountRecord, body: OrderIn) -> PlaceOrder:
     )
 
 
-def _existing(ctx: ContextDep, account: AccountRecord, body: OrderIn) -> OrderState | None:
+def existing_order(ctx: Context, account: AccountRecord, body: OrderIn) -> OrderState | None:
+    """The order a repeated client_order_id names; a different order under it is refused."""
     if body.client_order_id is None:
         return None
     order_id = ctx.service.core.client_ids.get((account.id, body.client_order_id))
-    return None if order_id is None else ctx.service.core.orders[order_id]
+    if order_id is None:
+        return None
+    original = ctx.service.core.orders[order_id]
+    if not same_order(original, to_operation(account, body)):
+        raise ApiError(
+            "client_order_id_reused", "this client_order_id was used for a different order"
+        )
+    return original
 
 
 @router.post("/orders", status_code=201)
@@ -83,7 +92,7 @@ async def place_order(body: OrderIn, request: Request) -> FastJSONResponse:
     """Place an order; it is answered only once durably committed. A repeated
     client_order_id returns the original order (200) and places nothing."""
     ctx, account = request_account(request)
-    existing = _existing(ctx, account, body)
+    existing = existing_order(ctx, account, body)
     if existing is not None:
         return FastJSONResponse(order_view(existing), 200)
     throttle(ctx, account)
@@ -100,11 +109,11 @@ async def place_batch(body: BatchIn, request: Request) -> FastJSONResponse:
     items: list[Submission] = []
     positions: list[int] = []
     for i, order in enumerate(body.orders):
-        existing = _existing(ctx, account, order)
-        if existing is not None:
-            results[i] = order_view(existing)
-            continue
         try:
+            existing = existing_order(ctx, account, order)
+            if existing is not None:
+                results[i] = order_view(existing)
+                continue
             op = to_operation(account, order)
         except ApiError as exc:
             results[i] = error_body(exc.code, exc.message)
