@@ -436,7 +436,7 @@ class OrderBook:
         self.seq += 1
         events.append(BookChanged(self.symbol, self.seq, order.side, order.price, level.total))
         if level.count == 0:
-            self._drop_level(order.side, order.price)
+            self.drop_level(order.side, order.price)
 
     def reduce(self, order: RestingOrder, by: Quantity, events: list[Event]) -> None:
         """Lower a resting order's remaining quantity in place: it keeps its priority."""
@@ -499,7 +499,7 @@ class OrderBook:
         del self.orders[oid]
         del self.by_account[o.account][oid]
 
-    def _drop_level(self, side: Side, price: Price) -> None:
+    def drop_level(self, side: Side, price: Price) -> None:
         if side is BUY:
             del self.bid_levels[price]
             self.bid_prices.remove(price)

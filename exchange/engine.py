@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from exchange.book import Level, OrderBook, RestingOrder, order_terms
+from exchange.book import _PLAIN_TERMS, Level, OrderBook, RestingOrder, order_terms
 from exchange.commands import (
     AdvanceTime,
     AmendOrder,
@@ -64,6 +64,7 @@ from exchange.units import Price, Quantity
 __all__ = ["Market", "MatchingEngine", "Outcome"]
 
 _OK = ResultCode.OK
+_new_order = RestingOrder.__new__
 _OPEN = InstrumentState.OPEN
 _LIMIT = OrderType.LIMIT
 _MARKET = OrderType.MARKET
@@ -437,14 +438,24 @@ class MatchingEngine:
                 book.ask_prices.add(price)
                 if book.best_ask is None or price < book.best_ask:
                     book.best_ask = price
-        # Rest the order at the back of its level.
-        o = RestingOrder(order_id, account, symbol, side, price, quantity, remaining, filled)
+        # Rest the order at the back of its level (fields set here: no __init__ call).
+        o = _new_order(RestingOrder)
+        o.order_id = order_id
+        o.account = account
+        o.symbol = symbol
+        o.side = side
+        o.price = price
+        o.quantity = quantity
+        o.remaining = remaining
+        o.filled = filled
+        o.terms = _PLAIN_TERMS
+        o.next = None
         tail = level.tail
+        o.prev = tail
         if tail is None:
             level.head = o
         else:
             tail.next = o
-            o.prev = tail
         level.tail = o
         level.count += 1
         total = level.total + remaining
@@ -676,9 +687,38 @@ class MatchingEngine:
         order = self._orders.get(order_id)
         if order is None or order.account != account:
             return _reject(ResultCode.ORDER_NOT_FOUND)
-        events: list[Event] = []
-        self._markets[order.symbol].book.cancel_resting(self.now, order, reason, events)
-        return Outcome(ResultCode.OK, events)
+        # Written out (rather than OrderBook.cancel_resting) because cancels are a fifth of
+        # all messages: same steps, fewer calls.
+        book = self._markets[order.symbol].book
+        price = order.price
+        side = order.side
+        level = (book.bid_levels if side is _BUY else book.ask_levels)[price]
+        remaining = order.remaining
+        prev, nxt = order.prev, order.next
+        if prev is None:
+            level.head = nxt
+        else:
+            prev.next = nxt
+        if nxt is None:
+            level.tail = prev
+        else:
+            nxt.prev = prev
+        order.prev = order.next = None
+        level.count -= 1
+        total = level.total - remaining
+        level.total = total
+        del self._orders[order_id]
+        del self._by_account[account][order_id]
+        seq = book.seq + 1
+        book.seq = seq + 1
+        symbol = book.symbol
+        events: list[Event] = [
+            OrderCancelled(symbol, seq, self.now, order_id, account, remaining, reason),
+            BookChanged(symbol, seq + 1, side, price, total),
+        ]
+        if not level.count:
+            book.drop_level(side, price)
+        return Outcome(_OK, events)
 
     def cancel_all(self, account: AccountId, symbol: Symbol | None = None) -> Outcome:
         """Cancel every resting order of ``account`` (in one instrument, or everywhere)."""

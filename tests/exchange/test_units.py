@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from exchange.units import (
     MAX_DIGITS,
+    MAX_PRICE,
+    MAX_QUANTITY,
     UnitsError,
     format_money,
     format_price,
@@ -90,10 +92,17 @@ def test_parse_refuses_floats_bools_and_non_finite_decimals(value: object) -> No
 
 
 def test_largest_accepted_and_first_refused_size() -> None:
-    assert parse_quantity("9" * MAX_DIGITS) == int("9" * MAX_DIGITS) * 10**6
-    assert parse_quantity("0" * 5 + "9" * MAX_DIGITS) == int("9" * MAX_DIGITS) * 10**6
+    assert parse_units("9" * MAX_DIGITS, 6) == int("9" * MAX_DIGITS) * 10**6
+    assert parse_units("0" * 5 + "9" * MAX_DIGITS, 6) == int("9" * MAX_DIGITS) * 10**6
     with pytest.raises(UnitsError):
-        parse_quantity("9" * (MAX_DIGITS + 1))
+        parse_units("9" * (MAX_DIGITS + 1), 6)
+    # prices and quantities are bounded further, so that they fit 64-bit columns
+    assert parse_quantity("1000000000") == MAX_QUANTITY
+    assert parse_price("100000000") == MAX_PRICE
+    for parse, text in ((parse_quantity, "1000000000.000001"), (parse_price, "100000000.0001")):
+        with pytest.raises(UnitsError) as info:
+            parse(text)
+        assert info.value.code == "out_of_range"
 
 
 def test_quantity_refuses_a_seventh_decimal() -> None:
