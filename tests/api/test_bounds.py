@@ -181,3 +181,16 @@ def test_admin_can_withdraw_only_what_is_available(api: Api) -> None:
     assert r.status_code == 422 and r.json()["error"]["code"] == "insufficient_funds", r.text
     r = api.post(f"/v1/admin/accounts/{a.id}/withdrawals", json={"amount": "4"}, headers=ADMIN)
     assert r.status_code == 201, r.text
+
+
+def test_clock_target_is_bounded_like_advance_seconds(api: Api) -> None:
+    """advance_seconds is capped at ten years because every listing, gate closure and
+    settlement due runs in the one request (a ten-year jump with one hourly tier takes tens
+    of seconds and lists ~87,600 windows). ``to`` must have the same bound; this checks it
+    on an exchange with no tier, where the jump itself is cheap."""
+    ten_years_s = 10 * 366 * 86_400
+    r = api.post("/v1/admin/clock", json={"advance_seconds": ten_years_s + 1}, headers=ADMIN)
+    assert r.status_code == 422
+    r = api.post("/v1/admin/clock", json={"to": "2100-01-01T00:00:00Z"}, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    assert api.ok(api.get("/v1/clock"))["now"] == "2026-11-22T00:00:00Z"
