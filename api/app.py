@@ -137,6 +137,25 @@ def bootstrap_admin_key(ctx: Context, key: str, name: str = "admin") -> int:
     return int(item.outcome.id)
 
 
+def _document_wire_bodies(app: FastAPI) -> None:
+    """Put the pydantic twins of the msgspec-decoded order bodies into the OpenAPI
+    components that the order routes reference."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in orders.BODY_MODELS:
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(body.pop("$defs", {}))
+            components[model.__name__] = body
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None, context: Context | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -159,6 +178,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         default_response_class=FastJSONResponse,
     )
     install_error_handlers(app)
+    _document_wire_bodies(app)
     # Order entry first: routes are matched in order, and it is the busiest path.
     for module in (orders, market, operation, accounts, catalog, sellers, web):
         app.include_router(module.router)

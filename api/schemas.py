@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 __all__ = [
+    "MAX_ADVANCE_SECONDS",
     "AccountIn",
     "AmendIn",
     "AmountIn",
@@ -148,8 +149,12 @@ class TierPatch(_In):
     list_ahead_hours: int | None = Field(default=None, ge=0, le=24 * 366)
 
 
+#: The longest single clock advance: every listing and settlement due runs in that call.
+MAX_ADVANCE_SECONDS = 10 * 366 * 86_400
+
+
 class ClockIn(_In):
-    advance_seconds: int | None = Field(default=None, ge=0, le=10 * 366 * 86_400)
+    advance_seconds: int | None = Field(default=None, ge=0, le=MAX_ADVANCE_SECONDS)
     to: Annotated[str, StringConstraints(max_length=40)] | None = None
 
     @model_validator(mode="after")

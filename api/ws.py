@@ -31,9 +31,10 @@ from pydantic import ValidationError
 from api.deps import Context, throttle, units
 from api.errors import ApiError, error_body
 from api.routes.orders import existing_order, to_operation
-from api.schemas import AmendIn, OrderIn
+from api.schemas import AmendIn
 from api.service import Published
 from api.views import iso, order_view
+from api.wire import to_order
 from exchange.core import AccountRecord, Rejected
 from exchange.events import BookChanged, Trade
 from exchange.operations import AmendOrder, CancelOrder
@@ -205,7 +206,7 @@ async def _request(ctx: Context, conn: Connection, msg: dict[str, Any]) -> dict[
         raise ApiError("unauthorized", "authenticate first")
     op = msg.get("op")
     if op == "place":
-        body = OrderIn.model_validate(msg.get("order"))
+        body = to_order(msg.get("order"))
         existing = existing_order(ctx, account, body)
         if existing is not None:
             return order_view(existing)

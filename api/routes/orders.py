@@ -20,6 +20,7 @@ from api.errors import ApiError, FastJSONResponse, error_body
 from api.schemas import AmendIn, BatchIn, OrderIn
 from api.service import Submission
 from api.views import iso, order_view, parse_iso
+from api.wire import OrderWire, decode_batch, decode_order
 from exchange.core import AccountRecord, OrderState, same_order
 from exchange.operations import AmendOrder, CancelAll, CancelOrder, PlaceOrder
 from exchange.orders import OrderType, SelfTradePrevention, Side, TimeInForce
@@ -47,7 +48,7 @@ def _quantity(text: str | None) -> int | None:
         raise
 
 
-def to_operation(account: AccountRecord, body: OrderIn) -> PlaceOrder:
+def to_operation(account: AccountRecord, body: OrderWire) -> PlaceOrder:
     """A request body -> a PlaceOrder operation (decimals parsed exactly, or a 4xx)."""
     market = body.type == "market"
     tif = body.time_in_force or ("ioc" if market else "gtc")
@@ -72,7 +73,7 @@ def to_operation(account: AccountRecord, body: OrderIn) -> PlaceOrder:
     )
 
 
-def existing_order(ctx: Context, account: AccountRecord, body: OrderIn) -> OrderState | None:
+def existing_order(ctx: Context, account: AccountRecord, body: OrderWire) -> OrderState | None:
     """The order a repeated client_order_id names; a different order under it is refused."""
     if body.client_order_id is None:
         return None
@@ -87,11 +88,24 @@ def existing_order(ctx: Context, account: AccountRecord, body: OrderIn) -> Order
     return original
 
 
-@router.post("/orders", status_code=201)
-async def place_order(body: OrderIn, request: Request) -> FastJSONResponse:
+#: Bodies decoded by msgspec are documented by their pydantic twins, registered as
+#: OpenAPI components in api.app.
+BODY_MODELS = (OrderIn, BatchIn)
+
+
+_REF = "#/components/schemas/"
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+@router.post("/orders", status_code=201, openapi_extra=_body({"$ref": _REF + "OrderIn"}))
+async def place_order(request: Request) -> FastJSONResponse:
     """Place an order; it is answered only once durably committed. A repeated
     client_order_id returns the original order (200) and places nothing."""
     ctx, account = request_account(request)
+    body = decode_order(await request.body())
     existing = existing_order(ctx, account, body)
     if existing is not None:
         return FastJSONResponse(order_view(existing), 200)
@@ -100,10 +114,11 @@ async def place_order(body: OrderIn, request: Request) -> FastJSONResponse:
     return FastJSONResponse(view, 201)
 
 
-@router.post("/orders/batch")
-async def place_batch(body: BatchIn, request: Request) -> FastJSONResponse:
+@router.post("/orders/batch", openapi_extra=_body({"$ref": _REF + "BatchIn"}))
+async def place_batch(request: Request) -> FastJSONResponse:
     """Up to 100 orders, each accepted or refused on its own, in one durable commit."""
     ctx, account = request_account(request)
+    body = decode_batch(await request.body())
     throttle(ctx, account)
     results: list[Any] = [None] * len(body.orders)
     items: list[Submission] = []
