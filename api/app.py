@@ -13,7 +13,7 @@ from api.db.store import Store
 from api.deps import Context, RateLimiter
 from api.errors import FastJSONResponse, error_body, install_error_handlers
 from api.routes import accounts, catalog, market, operation, orders, sellers, web
-from api.service import ExchangeService, Submission
+from api.service import ExchangeService, Submission, tune_gc
 from api.settings import Settings
 from api.views import parse_iso
 from api.ws import Hub
@@ -162,6 +162,8 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = context or build_context(settings)
+        if settings.tune_gc:
+            tune_gc()
         app.state.context = ctx
         app.state.hub = Hub(ctx)
         await ctx.service.start()

@@ -54,7 +54,9 @@ def serve(
 
     if clock not in ("real", "simulated"):
         raise typer.BadParameter("clock is 'real' or 'simulated'")
-    settings = Settings(database_url=database_url(database_url_), clock=clock, start=start)
+    settings = Settings(
+        database_url=database_url(database_url_), clock=clock, start=start, tune_gc=True
+    )
     if not settings.admin_key:
         typer.echo(
             "No SUANLI_ADMIN_KEY set: create an admin key with `suanli admin create-key` "

@@ -23,3 +23,4 @@ class Settings(BaseSettings):
     page_limit_max: int = 500
     batch_max: int = 512  # operations per group commit
     check_invariants: bool = False  # run every invariant check after each commit (slow)
+    tune_gc: bool = False  # server processes: freeze start-up objects, collect less often
