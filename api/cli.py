@@ -45,6 +45,9 @@ def serve(
         typer.Option(help="ISO 8601 start time of a NEW exchange on the simulated clock."),
     ] = None,
     workers_log: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (costs throughput; off by default).")
+    ] = False,
 ) -> None:
     """Run the exchange's HTTP API and WebSocket (the database migrates itself on start)."""
     import uvicorn
@@ -63,7 +66,9 @@ def serve(
             "(with the server stopped) or set SUANLI_ADMIN_KEY before starting.",
             err=True,
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=workers_log)
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level=workers_log, access_log=access_log
+    )
 
 
 @admin_app.command("create-key")

@@ -221,7 +221,14 @@ class ExchangeService:
         extra: Callable[[Any, Batch], None] | None = None,
     ) -> Any:
         """Queue one operation; resolve once it is durable. Raises Rejected on refusal."""
-        item = (await self.submit_many([Submission(op, render, extra)]))[0]
+        if self.stopped is not None:
+            raise ServiceStopped(str(self.stopped))
+        if self._queue is None:
+            raise RuntimeError("service not started")
+        item = Submission(op, render, extra)
+        future = item.future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(item)
+        await future
         if item.error is not None:
             raise item.error
         return item.outcome

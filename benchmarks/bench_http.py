@@ -219,7 +219,37 @@ async def ws_entry(base: str, key: str, symbol: str, seconds: float, in_flight: 
         return done / (time.perf_counter() - t0)
 
 
+def fresh_postgres(url: str) -> tuple[str, Any]:
+    """A new empty database on the server of ``url``; returns its URL and a dropper."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"suanli_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return make_url(url).set(database=name).render_as_string(hide_password=False), drop
+
+
 def bench_suanli(seconds: float, database_url: str | None, label: str) -> dict[str, Any]:
+    if database_url:
+        url, drop = fresh_postgres(database_url)
+        try:
+            return _bench_suanli(seconds, url, label)
+        finally:
+            drop()
+    return _bench_suanli(seconds, None, label)
+
+
+def _bench_suanli(seconds: float, database_url: str | None, label: str) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
