@@ -28,5 +28,7 @@ _COMMON = {
 }
 
 settings.register_profile("exchange", max_examples=60, stateful_step_count=50, **_COMMON)
-settings.register_profile("ci", max_examples=300, stateful_step_count=80, **_COMMON)
-settings.register_profile("long", max_examples=3_000, stateful_step_count=150, **_COMMON)
+# Not named "ci": Hypothesis loads a profile of that name for every test when the CI
+# environment variable is set.
+settings.register_profile("exchange-ci", max_examples=300, stateful_step_count=80, **_COMMON)
+settings.register_profile("exchange-long", max_examples=3_000, stateful_step_count=150, **_COMMON)

@@ -481,7 +481,11 @@ class EngineVersusReferenceNoAmendAfterDecrement(EngineVersusReference):
     avoid_amend_after_decrement = True
 
 
-_PROFILE = settings.get_profile(os.environ.get("SUANLI_HYPOTHESIS_PROFILE", "exchange"))
+_PROFILE = settings.get_profile(
+    {"ci": "exchange-ci", "long": "exchange-long"}.get(
+        os.environ.get("SUANLI_HYPOTHESIS_PROFILE", ""), "exchange"
+    )
+)
 EngineVersusReference.TestCase.settings = _PROFILE
 EngineVersusReferenceNoAmendAfterDecrement.TestCase.settings = _PROFILE
 TestEngineVersusReference = EngineVersusReference.TestCase
