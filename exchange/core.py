@@ -90,6 +90,7 @@ from exchange.settlement import Contract, ContractState, Liquidity, settlement_l
 from exchange.units import Price, Quantity
 from pricing import (
     AcceleratorModel,
+    CurveInput,
     FigureSubmission,
     GpuClass,
     ModelSubmission,
@@ -638,18 +639,44 @@ class ExchangeCore:
         return record
 
     def _halt(self, op: HaltInstrument) -> InstrumentRecord:
-        inst = self.instrument(op.symbol)
-        if inst.state is not InstrumentState.OPEN:
-            raise Rejected("invalid_transition", f"{op.symbol} is {inst.state.value}")
-        self._engine(self.engine.transition(inst.symbol, InstrumentEvent.HALT))
-        return inst
+        return self._move_instrument(op.symbol, InstrumentState.OPEN, InstrumentEvent.HALT)
 
     def _resume(self, op: ResumeInstrument) -> InstrumentRecord:
-        inst = self.instrument(op.symbol)
-        if inst.state is not InstrumentState.HALTED:
-            raise Rejected("invalid_transition", f"{op.symbol} is {inst.state.value}")
-        self._engine(self.engine.transition(inst.symbol, InstrumentEvent.RESUME))
+        return self._move_instrument(op.symbol, InstrumentState.HALTED, InstrumentEvent.RESUME)
+
+    def _move_instrument(
+        self, symbol: str, required: InstrumentState, event: InstrumentEvent
+    ) -> InstrumentRecord:
+        inst = self.instrument(symbol)
+        if inst.state is not required:
+            raise Rejected("invalid_transition", f"{symbol} is {inst.state.value}")
+        self._engine(self.engine.transition(inst.symbol, event))
         return inst
+
+    def curve_inputs(self, tier_code: str, *, open_only: bool = False) -> list[CurveInput]:
+        """Each listed window of a tier with its best bid and ask, last and reference price:
+        the inputs of :func:`pricing.forward_curve`."""
+        record = self.tiers[tier_code]
+        items = []
+        for inst in self.instruments.values():
+            if inst.instrument.tier.code != tier_code:
+                continue
+            if open_only and inst.state is not InstrumentState.OPEN:
+                continue
+            market = self.engine.market(inst.symbol)
+            book = market.book if market else None
+            items.append(
+                CurveInput(
+                    inst.symbol,
+                    inst.instrument.window.start,
+                    inst.instrument.window.end,
+                    book.best_bid if book else None,
+                    book.best_ask if book else None,
+                    inst.last_price,
+                    market.reference_price if market else record.reference,
+                )
+            )
+        return items
 
     def instrument(self, symbol: str) -> InstrumentRecord:
         inst = self.instruments.get(Symbol(symbol))

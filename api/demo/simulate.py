@@ -66,7 +66,6 @@ from exchange.orders import Side
 from exchange.products import HOUR_US
 from exchange.settlement import ContractState
 from pricing import (
-    CurveInput,
     CurvePoint,
     IndexValue,
     PricingError,
@@ -548,25 +547,7 @@ class _Demo:
         result = self.result
         for tier in TIERS:
             record = core.tiers[tier.code]
-            items = []
-            for inst in core.instruments.values():
-                if inst.instrument.tier.code != tier.code or inst.state is not (
-                    InstrumentState.OPEN
-                ):
-                    continue
-                market = core.engine.market(inst.symbol)
-                book = market.book if market else None
-                items.append(
-                    CurveInput(
-                        inst.symbol,
-                        inst.instrument.window.start,
-                        inst.instrument.window.end,
-                        book.best_bid if book else None,
-                        book.best_ask if book else None,
-                        inst.last_price,
-                        market.reference_price if market else record.reference,
-                    )
-                )
+            items = core.curve_inputs(tier.code, open_only=True)
             result.curves[tier.code] = forward_curve(items)
             result.tier_indices[tier.code] = tier_index(record.trades, now)  # type: ignore[arg-type]
         tier_of = {}

@@ -10,7 +10,15 @@ from sqlalchemy import or_, select
 
 from api.db.store import Batch
 from api.db.tables import TransferRow
-from api.deps import AdminAccount, ContextDep, CurrentAccount, PageDep, generate_key, units
+from api.deps import (
+    AdminAccount,
+    Context,
+    ContextDep,
+    CurrentAccount,
+    PageDep,
+    generate_key,
+    units,
+)
 from api.errors import FastJSONResponse
 from api.routes.common import submit_idempotent
 from api.schemas import AccountIn, AmountIn
@@ -53,6 +61,25 @@ def _transfer(t: Transfer) -> dict[str, Any]:
     return transfer_view(t)
 
 
+async def _money_movement(
+    op: type[Deposit] | type[Withdraw],
+    account_id: int,
+    body: AmountIn,
+    ctx: Context,
+    admin: AccountRecord,
+    idempotency_key: str | None,
+) -> FastJSONResponse:
+    amount = units(body.amount, MONEY_DECIMALS, "amount") or 0
+    return await submit_idempotent(
+        ctx,
+        admin,
+        idempotency_key,
+        {"account": account_id, **body.model_dump()},
+        op(account_id, amount),
+        _transfer,
+    )
+
+
 @router.post("/admin/accounts/{account_id}/deposits", status_code=201)
 async def deposit(
     account_id: int,
@@ -61,15 +88,7 @@ async def deposit(
     admin: AdminAccount,
     idempotency_key: IdemKey = None,
 ) -> FastJSONResponse:
-    amount = units(body.amount, MONEY_DECIMALS, "amount") or 0
-    return await submit_idempotent(
-        ctx,
-        admin,
-        idempotency_key,
-        {"account": account_id, **body.model_dump()},
-        Deposit(account_id, amount),
-        _transfer,
-    )
+    return await _money_movement(Deposit, account_id, body, ctx, admin, idempotency_key)
 
 
 @router.post("/admin/accounts/{account_id}/withdrawals", status_code=201)
@@ -80,15 +99,8 @@ async def withdraw(
     admin: AdminAccount,
     idempotency_key: IdemKey = None,
 ) -> FastJSONResponse:
-    amount = units(body.amount, MONEY_DECIMALS, "amount") or 0
-    return await submit_idempotent(
-        ctx,
-        admin,
-        idempotency_key,
-        {"account": account_id, **body.model_dump()},
-        Withdraw(account_id, amount),
-        _transfer,
-    )
+    """Withdraw from available funds; 422 ``insufficient_funds`` beyond them."""
+    return await _money_movement(Withdraw, account_id, body, ctx, admin, idempotency_key)
 
 
 @router.get("/account")

@@ -23,7 +23,6 @@ from exchange.units import (
     format_quantity,
 )
 from pricing import (
-    CurveInput,
     Interval,
     PricingError,
     aggregate_candles,
@@ -145,23 +144,7 @@ async def curve(code: str, ctx: ContextDep) -> dict[str, Any]:
     record = core.tiers.get(code)
     if record is None:
         raise ApiError("tier_not_found", f"no tier {code}")
-    items = []
-    for inst in core.instruments.values():
-        if inst.instrument.tier.code != code:
-            continue
-        market = core.engine.market(inst.symbol)
-        b = market.book if market else None
-        items.append(
-            CurveInput(
-                inst.symbol,
-                inst.instrument.window.start,
-                inst.instrument.window.end,
-                b.best_bid if b else None,
-                b.best_ask if b else None,
-                inst.last_price,
-                market.reference_price if market else record.reference,
-            )
-        )
+    items = core.curve_inputs(code)
     points = forward_curve(items)
     return {
         "tier": code,
