@@ -250,29 +250,54 @@ class ExchangeService:
         return items
 
     async def _write_loop(self) -> None:
+        """Group commit, pipelined one deep: while one group's transaction is being written
+        (in a thread, where the database driver releases the GIL), the next group is
+        applied in memory. Groups are written in order, and a group's callers are answered
+        only once its own transaction has committed."""
         assert self._queue is not None
         queue = self._queue
         loop = asyncio.get_running_loop()
-        while True:
-            items = [await queue.get()]
-            while len(items) < self.batch_max and not queue.empty():
-                items.append(queue.get_nowait())
-            try:
+        in_flight: tuple[asyncio.Future[None], list[Submission], Published] | None = None
+        items: list[Submission] = []
+        try:
+            while True:
+                if in_flight is None:
+                    items = [await queue.get()]
+                elif queue.empty():
+                    # Nothing new: finish the group being written, then wait again.
+                    await self._complete(in_flight)
+                    in_flight = None
+                    continue
+                else:
+                    items = []
+                while len(items) < self.batch_max and not queue.empty():
+                    items.append(queue.get_nowait())
                 batch, published = self._apply(items)
-                await loop.run_in_executor(None, self.store.write, batch)
-            except BaseException as exc:  # a failed commit: memory is ahead of disk
-                self.stopped = exc
-                for item in items:
-                    if item.future is not None and not item.future.done():
-                        item.future.set_exception(ServiceStopped(repr(exc)))
-                self._fail_queued(queue, exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                return
-            for item in items:
+                if in_flight is not None:
+                    await self._complete(in_flight)
+                    in_flight = None
+                write = loop.run_in_executor(None, self.store.write, batch)
+                in_flight = (write, items, published)
+        except BaseException as exc:  # a failed commit: memory is ahead of disk
+            self.stopped = exc
+            failed = list(items) + (in_flight[1] if in_flight is not None else [])
+            for item in failed:
                 if item.future is not None and not item.future.done():
-                    item.future.set_result(item)
-            self._publish(published)
+                    item.future.set_exception(ServiceStopped(repr(exc)))
+            self._fail_queued(queue, exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+
+    async def _complete(
+        self, in_flight: tuple[asyncio.Future[None], list[Submission], Published]
+    ) -> None:
+        """Wait for a group's commit, then answer its callers and publish its events."""
+        write, items, published = in_flight
+        await write
+        for item in items:
+            if item.future is not None and not item.future.done():
+                item.future.set_result(item)
+        self._publish(published)
 
     @staticmethod
     def _fail_queued(queue: asyncio.Queue[Submission], exc: BaseException) -> None:
