@@ -346,9 +346,15 @@ def bench_peer(seconds: float, python: str) -> dict[str, Any] | None:
             stop(proc)
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians")
     parser.add_argument("--postgres-url", default=os.environ.get("SUANLI_BENCH_POSTGRES_URL"))
     parser.add_argument(
         "--peer-python",
@@ -356,39 +362,48 @@ def main() -> int:
         help="a Python 3.12+ with matching-engine[gateway]==0.1.1 installed",
     )
     args = parser.parse_args()
-    noop = bench_noop(args.seconds)
-    print(
-        f"no-op FastAPI endpoint          {noop['requests_per_s']:>9,.0f} req/s  "
-        f"p50 {noop['p50_ms']:.2f} ms  p99 {noop['p99_ms']:.2f} ms"
-    )
-    peer = bench_peer(args.seconds, args.peer_python)
-    if peer:
-        print(
-            f"matching-engine 0.1.1 gateway   {peer['ok_per_s']:>9,.0f} orders/s  "
-            f"p50 {peer['p50_ms']:.2f} ms  p99 {peer['p99_ms']:.2f} ms  {peer['statuses']}"
-        )
-    runs = [bench_suanli(args.seconds, None, "SQLite")]
+    databases: list[tuple[str | None, str]] = [(None, "SQLite")]
     if args.postgres_url:
-        runs.append(bench_suanli(args.seconds, args.postgres_url, "PostgreSQL"))
-    for r in runs:
-        p, h = r["peak"], r["half"]
-        print(
-            f"suanli {r['label']:10s} single   {p['ok_per_s']:>9,.0f} orders/s  "
-            f"p50 {p['p50_ms']:.2f} ms  p99 {p['p99_ms']:.2f} ms  {p['statuses']}"
-        )
-        print(
-            f"suanli {r['label']:10s} at half  {h['ok_per_s']:>9,.0f} orders/s  "
-            f"p50 {h['p50_ms']:.2f} ms  p99 {h['p99_ms']:.2f} ms"
-        )
-        print(f"suanli {r['label']:10s} batch    {r['batch_orders_per_s']:>9,.0f} orders/s")
-        print(f"suanli {r['label']:10s} ws       {r['ws_orders_per_s']:>9,.0f} orders/s")
-        print(f"  ratio single / no-op: {p['ok_per_s'] / noop['requests_per_s']:.2f}")
+        databases.append((args.postgres_url, "PostgreSQL"))
+    # Interleave the servers round by round, so that drift of the machine hits them all.
+    noops: list[dict[str, Any]] = []
+    peers: list[dict[str, Any]] = []
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for _, label in databases}
+    for n in range(args.rounds):
+        noops.append(bench_noop(args.seconds))
+        peer = bench_peer(args.seconds, args.peer_python)
         if peer:
-            base = peer["ok_per_s"]
+            peers.append(peer)
+        for url, label in databases:
+            runs[label].append(bench_suanli(args.seconds, url, label))
+        line = f"round {n + 1}: no-op {noops[-1]['requests_per_s']:,.0f} req/s"
+        if peer:
+            line += f", matching-engine {peer['ok_per_s']:,.0f}"
+        for label, rs in runs.items():
+            line += f", suanli {label} {rs[-1]['peak']['ok_per_s']:,.0f}"
+        print(line, flush=True)
+    noop = _median([r["requests_per_s"] for r in noops])
+    print(f"\nmedians of {args.rounds} interleaved rounds of {args.seconds:g} s")
+    print(f"no-op FastAPI endpoint          {noop:>9,.0f} req/s")
+    base = _median([p["ok_per_s"] for p in peers]) if peers else None
+    if base:
+        print(f"matching-engine 0.1.1 gateway   {base:>9,.0f} orders/s")
+    for label, rs in runs.items():
+        single = _median([r["peak"]["ok_per_s"] for r in rs])
+        p99 = _median([r["peak"]["p99_ms"] for r in rs])
+        half = _median([r["half"]["ok_per_s"] for r in rs])
+        half_p99 = _median([r["half"]["p99_ms"] for r in rs])
+        batch = _median([r["batch_orders_per_s"] for r in rs])
+        ws = _median([r["ws_orders_per_s"] for r in rs])
+        print(f"suanli {label:10s} single   {single:>9,.0f} orders/s  p99 {p99:.2f} ms")
+        print(f"suanli {label:10s} at half  {half:>9,.0f} orders/s  p99 {half_p99:.2f} ms")
+        print(f"suanli {label:10s} batch    {batch:>9,.0f} orders/s")
+        print(f"suanli {label:10s} ws       {ws:>9,.0f} orders/s")
+        print(f"  ratio single / no-op: {single / noop:.2f}")
+        if base:
             print(
-                f"  ratio single / matching-engine: {p['ok_per_s'] / base:.2f}; "
-                f"batch: {r['batch_orders_per_s'] / base:.1f}; "
-                f"ws: {r['ws_orders_per_s'] / base:.1f}"
+                f"  ratio single / matching-engine: {single / base:.2f}; "
+                f"batch: {batch / base:.1f}; ws: {ws / base:.1f}"
             )
     return 0
 
