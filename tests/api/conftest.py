@@ -14,12 +14,10 @@ opens the store, replays the log and starts the writer) runs.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +27,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from api.app import create_app
 from api.settings import Settings
-
-POSTGRES_URL_ENV = "SUANLI_TEST_POSTGRES_URL"
-CONNECT_TIMEOUT_S = 3
+from tests.postgres import postgres_server
 
 ADMIN_KEY = "admin-secret-key-123456"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -62,29 +58,8 @@ SITE = {"name": "sh", "region": "east", "pue": "1.25", "green_share": "0"}
 
 
 # ---------------------------------------------------------------------- databases
-def _normalize(url: str) -> str:
-    if url.startswith("postgresql://"):
-        return "postgresql+psycopg://" + url[len("postgresql://") :]
-    return url
-
-
-@cache
 def _postgres_server() -> tuple[str | None, str]:
-    """(base URL, "") when PostgreSQL answers, else (None, why the tests skip)."""
-    raw = os.environ.get(POSTGRES_URL_ENV)
-    if not raw:
-        return None, f"{POSTGRES_URL_ENV} is not set: PostgreSQL API tests skipped"
-    url = _normalize(raw)
-    shown = make_url(url).render_as_string(hide_password=True)
-    engine = create_engine(url, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        return None, f"PostgreSQL at {shown} is unreachable ({type(exc).__name__}): skipped"
-    finally:
-        engine.dispose()
-    return url, ""
+    return postgres_server("API")
 
 
 @contextmanager

@@ -10,11 +10,9 @@ create databases), dropped afterwards, so tests never see each other's rows or l
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -22,34 +20,11 @@ import sqlalchemy.exc
 from sqlalchemy import create_engine, make_url, text
 
 from api.db.store import Store
-
-POSTGRES_URL_ENV = "SUANLI_TEST_POSTGRES_URL"
-CONNECT_TIMEOUT_S = 3
+from tests.postgres import postgres_server
 
 
-def _normalize(url: str) -> str:
-    if url.startswith("postgresql://"):
-        return "postgresql+psycopg://" + url[len("postgresql://") :]
-    return url
-
-
-@cache
 def _postgres_server() -> tuple[str | None, str]:
-    """(base URL, "") when PostgreSQL answers, else (None, why the tests skip)."""
-    raw = os.environ.get(POSTGRES_URL_ENV)
-    if not raw:
-        return None, f"{POSTGRES_URL_ENV} is not set: PostgreSQL persistence tests skipped"
-    url = _normalize(raw)
-    shown = make_url(url).render_as_string(hide_password=True)
-    engine = create_engine(url, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        return None, f"PostgreSQL at {shown} is unreachable ({type(exc).__name__}): skipped"
-    finally:
-        engine.dispose()
-    return url, ""
+    return postgres_server("persistence")
 
 
 @contextmanager
