@@ -155,6 +155,7 @@ class ExchangeService:
             published.events.extend(changes.events)
             for order_id in sorted(changes.orders):
                 published.orders.append((core.orders[order_id].account_id, order_id))
+        core.ledger.check_totals()  # O(1); the full check is opt-in (check_invariants)
         if self.check_invariants:
             core.check()
         return batch, published

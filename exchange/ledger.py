@@ -308,6 +308,21 @@ class Ledger:
         return hold
 
     # ------------------------------------------------------------------ invariants
+    def check_totals(self) -> None:
+        """The O(1) conservation check run after every group of operations in production:
+        the external account mirrors exactly the money that entered minus what left, so
+        (every transfer being balanced by construction) the accounts inside hold exactly
+        deposits minus withdrawals. Negative participant accounts are refused by every
+        transfer as it is made."""
+        external = self.balances.get((EXCHANGE, AccountKind.EXTERNAL), 0)
+        check(
+            external == self.withdrawn - self.deposited,
+            "external account %s does not mirror deposits %s minus withdrawals %s",
+            external,
+            self.deposited,
+            self.withdrawn,
+        )
+
     def check(self) -> None:
         """Every ledger invariant; raises :class:`~exchange.invariants.InvariantViolation`."""
         total = 0
