@@ -21,10 +21,7 @@ import contextlib
 import dataclasses
 import hashlib
 import heapq
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -49,7 +46,6 @@ from exchange.ledger import (
     AccountKind,
     Ledger,
     LedgerError,
-    Transfer,
     TransferCode,
 )
 from exchange.lifecycle import InstrumentEvent, InstrumentState
@@ -74,7 +70,7 @@ from exchange.operations import (
     UpdateTier,
     Withdraw,
 )
-from exchange.orders import OrderStatus, OrderType, ResultCode, Side, TimeInForce
+from exchange.orders import OrderStatus, ResultCode, Side
 from exchange.products import (
     HOUR_US,
     DeliveryWindow,
@@ -85,6 +81,19 @@ from exchange.products import (
     TierError,
     TierStatus,
 )
+from exchange.records import (
+    AccountRecord,
+    Changes,
+    Fill,
+    InstrumentRecord,
+    OrderState,
+    PoolRecord,
+    Rejected,
+    SiteRecord,
+    TierRecord,
+    same_order,
+    window_symbol,
+)
 from exchange.risk import buy_hold, fee, sell_collateral
 from exchange.settlement import Contract, ContractState, Liquidity, settlement_legs
 from exchange.units import Price, Quantity
@@ -94,10 +103,8 @@ from pricing import (
     FigureSubmission,
     GpuClass,
     ModelSubmission,
-    Pool,
     PricingError,
     Quality,
-    Site,
     TradePrint,
     build_model,
     class_members,
@@ -124,141 +131,17 @@ __all__ = [
     "Rejected",
     "SiteRecord",
     "TierRecord",
+    "replay",
     "same_order",
+    "window_symbol",
 ]
 
 #: Reporting grace after a window ends, before final settlement.
 DEFAULT_GRACE_US = HOUR_US
 MINUTE_US = 60_000_000
-#: Trades kept per tier for the trade-derived reference price.
-_TIER_TRADES_KEPT = 500
 
 # Lifecycle actions, in the order they run when due at the same instant.
 _CLOSE, _DELIVER, _SETTLE, _LIST = 1, 2, 3, 4
-
-
-class Rejected(Exception):
-    """An operation refused before it changed anything. ``code`` is the stable API code."""
-
-    def __init__(self, code: str, message: str = "") -> None:
-        super().__init__(message or code)
-        self.code = code
-        self.message = message or code.replace("_", " ")
-
-
-@dataclass(slots=True)
-class AccountRecord:
-    id: int
-    name: str
-    role: str
-    created_at: int
-
-
-@dataclass(slots=True)
-class TierRecord:
-    tier: Tier
-    admin_price: Price
-    status: TierStatus
-    created_at: int
-    next_start: int  # start of the next window to list
-    reference: Price
-    trades: deque[TradePrint] = field(default_factory=lambda: deque(maxlen=_TIER_TRADES_KEPT))
-    dirty: bool = False  # trades since the reference price was last derived
-
-
-@dataclass(slots=True)
-class InstrumentRecord:
-    instrument: Instrument
-    hours: tuple[int, ...]
-    state: InstrumentState = InstrumentState.LISTED
-    contract_ids: list[int] = field(default_factory=list)
-    trades: list[TradePrint] = field(default_factory=list)
-    last_price: Price | None = None
-
-    @property
-    def symbol(self) -> Symbol:
-        return self.instrument.symbol
-
-
-@dataclass(slots=True)
-class SiteRecord:
-    id: int
-    owner: int
-    name: str
-    location: str | None
-    site: Site
-
-
-@dataclass(slots=True)
-class PoolRecord:
-    id: int
-    owner: int
-    site_id: int
-    hardware_id: str
-    count: int
-
-    def as_pricing_pool(self) -> Pool:
-        return Pool(str(self.id), str(self.site_id), self.hardware_id, self.count)
-
-
-@dataclass(slots=True)
-class Changes:
-    """Everything one or more operations changed, in order."""
-
-    events: list[Event]
-    orders: set[int]
-    contracts: set[int]
-    settled: list[int]
-    transfers: list[Transfer]
-
-
-class Fill(msgspec.Struct, frozen=True):
-    trade_id: int
-    contract_id: int
-    price: int
-    quantity: int
-    fee: int
-    liquidity: Liquidity
-    ts: int
-
-
-class OrderState(msgspec.Struct):
-    """The exchange's view of one order, from acceptance to its end."""
-
-    id: int
-    client_order_id: str | None
-    account_id: int
-    symbol: str
-    side: Side
-    order_type: OrderType
-    price: int  # limit, or a market order's protection price
-    quantity: int
-    time_in_force: TimeInForce
-    expire_time: int | None
-    post_only: bool
-    stp: str
-    created_at: int
-    maker_fee_bps: int
-    taker_fee_bps: int
-    penalty_bps: int
-    risk_price: int  # the price the hold is sized on
-    hold_id: int | None = None
-    filled: int = 0
-    remaining: int = 0
-    decremented: int = 0  # lost to self-trade prevention (decrement mode)
-    closed: int = 0  # cancelled or expired
-    notional: int = 0  # sum of price x quantity over fills
-    status: OrderStatus = OrderStatus.OPEN
-    updated_at: int = 0
-    fills: list[Fill] = []
-
-    @property
-    def average_price(self) -> Fraction | None:
-        return Fraction(self.notional, self.filled) if self.filled else None
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
 
 
 def _decimal(text: str | None, name: str) -> Decimal | None:
@@ -284,27 +167,6 @@ def _precision(text: str) -> Precision:
         return Precision(text)
     except ValueError as exc:
         raise Rejected("invalid_precision", f"unknown precision {text!r}") from exc
-
-
-def same_order(order: OrderState, op: PlaceOrder) -> bool:
-    """Does ``op`` ask for the same order as ``order`` (a resubmission, not a new order)?"""
-    return (
-        order.symbol == op.symbol
-        and order.side is op.side
-        and order.order_type is op.order_type
-        and (op.order_type is OrderType.MARKET or order.price == op.price)
-        and order.quantity == op.quantity
-        and order.time_in_force is op.time_in_force
-        and order.expire_time == op.expire_time
-        and order.post_only == op.post_only
-        and order.stp == op.stp.value
-    )
-
-
-def window_symbol(tier_code: str, start: int) -> Symbol:
-    """``FP16-H-4A-20261122T10``: the tier code and the window's UTC start hour."""
-    when = datetime.fromtimestamp(start / 1_000_000, tz=UTC)
-    return Symbol(f"{tier_code}-{when:%Y%m%dT%H}")
 
 
 class ExchangeCore:
