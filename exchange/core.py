@@ -196,6 +196,7 @@ class ExchangeCore:
         self.instruments: dict[Symbol, InstrumentRecord] = {}
         self.sites: dict[int, SiteRecord] = {}
         self.pools: dict[int, PoolRecord] = {}
+        self.owner_pools: dict[int, list[int]] = {}  # owner -> its pool ids, in order
         self.orders: dict[int, OrderState] = {}
         self.client_ids: dict[tuple[int, str], int] = {}
         self.account_orders: dict[int, list[int]] = {}  # account -> its order ids, in order
@@ -582,6 +583,7 @@ class ExchangeCore:
             raise Rejected("invalid_count", "a pool holds 1 to 1,000,000 devices")
         record = PoolRecord(self._next_id("pool"), op.owner, op.site_id, op.hardware_id, op.count)
         self.pools[record.id] = record
+        self.owner_pools.setdefault(op.owner, []).append(record.id)
         return record
 
     def pool_rated_pf(self, pool: PoolRecord, tier: Tier) -> Fraction:
@@ -610,11 +612,10 @@ class ExchangeCore:
     def eligible_pools(self, owner: int, tier: Tier) -> list[tuple[int, int]]:
         """[(pool id, quantity units per hour)] of ``owner``'s pools that deliver ``tier``."""
         out = []
-        for pool in self.pools.values():
-            if pool.owner == owner:
-                cap = self._pool_cap(pool, tier)
-                if cap > 0:
-                    out.append((pool.id, cap))
+        for pool_id in self.owner_pools.get(owner, ()):
+            cap = self._pool_cap(self.pools[pool_id], tier)
+            if cap > 0:
+                out.append((pool_id, cap))
         return out
 
     def capacity_view(self, owner: int, symbol: str) -> dict[str, int]:
