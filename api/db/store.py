@@ -92,6 +92,7 @@ class Store:
         self.dialect = self.engine.dialect.name
         self._lock: Any = None
         self._statements: dict[tuple[str, tuple[str, ...], bool], str] = {}
+        self._writer: Connection | None = None
         if migrate:
             upgrade(self.engine)
 
@@ -143,6 +144,9 @@ class Store:
             self._lock = handle
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -192,8 +196,19 @@ class Store:
         """Write one batch in one transaction; returns only once it is durable."""
         if not batch:
             return
-        with self.engine.begin() as conn:
-            self._write(conn, batch)
+        # The writer keeps one connection: no pool checkout (nor, on PostgreSQL, a
+        # pre-ping round trip) per group commit. A broken connection fails the write,
+        # which stops the service; a restart reconnects.
+        conn = self._writer
+        if conn is None:
+            conn = self._writer = self.engine.connect()
+        try:
+            with conn.begin():
+                self._write(conn, batch)
+        except BaseException:
+            self._writer = None
+            conn.close()
+            raise
 
     def _write(self, conn: Connection, batch: Batch) -> None:
         # Plain DB-API executemany with statements built once per table and column set:
