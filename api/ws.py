@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import defaultdict
 from typing import Any
 
+import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
@@ -44,6 +44,8 @@ from exchange.units import PRICE_DECIMALS, QUANTITY_DECIMALS, format_price, form
 __all__ = ["Hub", "router"]
 
 router = APIRouter()
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
 QUEUE_MAX = 10_000  # messages buffered per connection before it is dropped as too slow
 CHANNELS_MAX = 100
 
@@ -189,7 +191,7 @@ async def _sender(conn: Connection) -> None:
         if message is None:
             await conn.ws.close(code=1013)
             return
-        await conn.ws.send_text(json.dumps(message))
+        await conn.ws.send_text(_encode(message).decode())
 
 
 def _authenticate(ctx: Context, key: str | None) -> AccountRecord | None:
@@ -251,10 +253,10 @@ async def websocket(ws: WebSocket) -> None:
                 conn.send({"type": "error", **error_body("request_too_large", "message too large")})
                 continue
             try:
-                msg = json.loads(text)
+                msg = _decode(text)
                 if not isinstance(msg, dict):
                     raise ValueError("a message is a JSON object")
-            except ValueError as exc:
+            except (ValueError, msgspec.DecodeError) as exc:
                 conn.send({"type": "error", **error_body("invalid_json", str(exc)[:200])})
                 continue
             await _handle(ctx, hub, conn, msg)
