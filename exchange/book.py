@@ -394,25 +394,27 @@ class OrderBook:
         return Quantity(remaining), Quantity(filled), stopped
 
     # ------------------------------------------------------------------ resting
+    def new_level(self, side: Side, price: Price) -> Level:
+        """Open an empty level at ``price`` on ``side`` and keep the best price exact."""
+        level = Level(price)
+        if side is BUY:
+            self.bid_levels[price] = level
+            self.bid_prices.add(price)
+            if self.best_bid is None or price > self.best_bid:
+                self.best_bid = price
+        else:
+            self.ask_levels[price] = level
+            self.ask_prices.add(price)
+            if self.best_ask is None or price < self.best_ask:
+                self.best_ask = price
+        return level
+
     def rest(self, order: RestingOrder, events: list[Event]) -> None:
         """Queue ``order`` at the back of its price level and index it."""
         price = order.price
-        if order.side is BUY:
-            levels = self.bid_levels
-            level = levels.get(price)
-            if level is None:
-                level = levels[price] = Level(price)
-                self.bid_prices.add(price)
-                if self.best_bid is None or price > self.best_bid:
-                    self.best_bid = price
-        else:
-            levels = self.ask_levels
-            level = levels.get(price)
-            if level is None:
-                level = levels[price] = Level(price)
-                self.ask_prices.add(price)
-                if self.best_ask is None or price < self.best_ask:
-                    self.best_ask = price
+        level = (self.bid_levels if order.side is BUY else self.ask_levels).get(price)
+        if level is None:
+            level = self.new_level(order.side, price)
         tail = level.tail
         if tail is None:
             level.head = order

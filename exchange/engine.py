@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from exchange.book import _PLAIN_TERMS, Level, OrderBook, RestingOrder, order_terms
+from exchange.book import _PLAIN_TERMS, OrderBook, RestingOrder, order_terms
 from exchange.commands import (
     AdvanceTime,
     AmendOrder,
@@ -85,9 +85,6 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
     @property
     def ok(self) -> bool:
         return self.result is ResultCode.OK
-
-
-_REJECTED = {code: Outcome(code, []) for code in ResultCode if code is not ResultCode.OK}
 
 
 def _reject(code: ResultCode) -> Outcome:
@@ -372,72 +369,38 @@ class MatchingEngine:
         filled: int = 0
         if side is _BUY:
             best = book.best_ask
-            if best is not None and price >= best:
-                remaining, filled, stopped = book.match(
-                    now, order_id, account, side, price, quantity, stp, events
-                )
-                if stopped or not remaining:
-                    if remaining:
-                        self._finish_incoming(
-                            market,
-                            events,
-                            order_id,
-                            account,
-                            side,
-                            price,
-                            quantity,
-                            remaining,
-                            filled,
-                            _LIMIT,
-                            _GTC,
-                            None,
-                            False,
-                            stp,
-                            stopped,
-                        )
-                    return Outcome(_OK, events)
-                seq = book.seq
-            levels = book.bid_levels
-            level = levels.get(price)
-            if level is None:
-                level = levels[price] = Level(price)
-                book.bid_prices.add(price)
-                if book.best_bid is None or price > book.best_bid:
-                    book.best_bid = price
+            crosses = best is not None and price >= best
         else:
             best = book.best_bid
-            if best is not None and price <= best:
-                remaining, filled, stopped = book.match(
-                    now, order_id, account, side, price, quantity, stp, events
-                )
-                if stopped or not remaining:
-                    if remaining:
-                        self._finish_incoming(
-                            market,
-                            events,
-                            order_id,
-                            account,
-                            side,
-                            price,
-                            quantity,
-                            remaining,
-                            filled,
-                            _LIMIT,
-                            _GTC,
-                            None,
-                            False,
-                            stp,
-                            stopped,
-                        )
-                    return Outcome(_OK, events)
-                seq = book.seq
-            levels = book.ask_levels
-            level = levels.get(price)
-            if level is None:
-                level = levels[price] = Level(price)
-                book.ask_prices.add(price)
-                if book.best_ask is None or price < book.best_ask:
-                    book.best_ask = price
+            crosses = best is not None and price <= best
+        if crosses:
+            remaining, filled, stopped = book.match(
+                now, order_id, account, side, price, quantity, stp, events
+            )
+            if stopped or not remaining:
+                if remaining:
+                    self._finish_incoming(
+                        market,
+                        events,
+                        order_id,
+                        account,
+                        side,
+                        price,
+                        quantity,
+                        remaining,
+                        filled,
+                        _LIMIT,
+                        _GTC,
+                        None,
+                        False,
+                        stp,
+                        stopped,
+                    )
+                return Outcome(_OK, events)
+            seq = book.seq
+        level = (book.bid_levels if side is _BUY else book.ask_levels).get(price)
+        if level is None:
+            level = book.new_level(side, price)
         # Rest the order at the back of its level (fields set here: no __init__ call).
         o = _new_order(RestingOrder)
         o.order_id = order_id

@@ -182,5 +182,3 @@ def window_symbol(tier_code: str, start: int) -> Symbol:
     """``FP16-H-4A-20261122T10``: the tier code and the window's UTC start hour."""
     when = datetime.fromtimestamp(start / 1_000_000, tz=UTC)
     return Symbol(f"{tier_code}-{when:%Y%m%dT%H}")
-
-
