@@ -100,7 +100,6 @@ class ExchangeService:
         self.seq = 0
         self.stopped: BaseException | None = None
         self.listeners: list[Callable[[Published], None]] = []
-        self.order_renders: dict[int, Any] = {}
         self._queue: asyncio.Queue[Submission] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None

@@ -452,34 +452,25 @@ class OrderBook:
     def cancel_resting(
         self, ts: Timestamp, order: RestingOrder, reason: CancelReason, events: list[Event]
     ) -> None:
-        self.seq += 1
-        events.append(
-            OrderCancelled(
-                self.symbol,
-                self.seq,
-                ts,
-                order.order_id,
-                order.account,
-                order.remaining,
-                reason,
-            )
-        )
-        self.remove(order, events)
+        self._end_resting(OrderCancelled, ts, order, reason, events)
 
     def expire_resting(
         self, ts: Timestamp, order: RestingOrder, reason: ExpireReason, events: list[Event]
     ) -> None:
+        self._end_resting(OrderExpired, ts, order, reason, events)
+
+    def _end_resting(
+        self,
+        kind: type[OrderCancelled] | type[OrderExpired],
+        ts: Timestamp,
+        order: RestingOrder,
+        reason: Any,
+        events: list[Event],
+    ) -> None:
+        """Emit the order's end (cancelled or expired, with its reason), then take it out."""
         self.seq += 1
         events.append(
-            OrderExpired(
-                self.symbol,
-                self.seq,
-                ts,
-                order.order_id,
-                order.account,
-                order.remaining,
-                reason,
-            )
+            kind(self.symbol, self.seq, ts, order.order_id, order.account, order.remaining, reason)
         )
         self.remove(order, events)
 

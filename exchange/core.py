@@ -656,15 +656,17 @@ class ExchangeCore:
         inst = self.instrument(op.symbol)
         engine = self.engine
         order_id = self._ids["order"]
+        price = Price(op.price) if op.price is not None else None
+        expire_time = Timestamp(op.expire_time) if op.expire_time is not None else None
         code, limit = engine.validate_place(
             OrderId(order_id),
             inst.symbol,
             op.side,
-            Price(op.price) if op.price is not None else None,
+            price,
             Quantity(op.quantity),
             op.order_type,
             op.time_in_force,
-            Timestamp(op.expire_time) if op.expire_time is not None else None,
+            expire_time,
             op.post_only,
         )
         if code is not ResultCode.OK:
@@ -731,11 +733,11 @@ class ExchangeCore:
             AccountId(op.account_id),
             inst.symbol,
             op.side,
-            Price(op.price) if op.price is not None else None,
+            price,
             Quantity(op.quantity),
             op.order_type,
             op.time_in_force,
-            Timestamp(op.expire_time) if op.expire_time is not None else None,
+            expire_time,
             op.post_only,
             op.stp,
         )
