@@ -41,7 +41,9 @@ from api.demo.scenario import (
     LOT,
     START_US,
     TIERS,
+    MakerSpec,
     Scenario,
+    SellerSpec,
     build_scenario,
 )
 from api.service import ExchangeService, Submission
@@ -240,40 +242,25 @@ class _Demo:
         for tier in TIERS:
             run(tier)
         core = self.core
-        for seller in self.scenario.sellers:
-            seller.account_id = self._account(seller.name, seller.deposit)
+        holders: list[SellerSpec | MakerSpec] = [*self.scenario.sellers, *self.scenario.makers]
+        for holder in holders:
+            # Sellers and market makers both own one site with one pool.
+            holder.account_id = self._account(holder.name, holder.deposit)
             site = run(
                 RegisterSite(
-                    owner=seller.account_id,
-                    name=seller.site.name,
-                    region=seller.site.region,
-                    pue=seller.site.pue,
-                    green_share=seller.site.green_share,
-                    location=seller.site.location,
+                    owner=holder.account_id,
+                    name=holder.site.name,
+                    region=holder.site.region,
+                    pue=holder.site.pue,
+                    green_share=holder.site.green_share,
+                    location=holder.site.location,
                 )
             )
-            seller.site_id = site.id  # type: ignore[attr-defined]
+            holder.site_id = site.id  # type: ignore[attr-defined]
             pool = run(
-                AddPool(seller.account_id, seller.site_id, seller.site.hardware_id, seller.devices)
+                AddPool(holder.account_id, holder.site_id, holder.site.hardware_id, holder.devices)
             )
-            seller.pool_id = pool.id  # type: ignore[attr-defined]
-        for maker in self.scenario.makers:
-            maker.account_id = self._account(maker.name, maker.deposit)
-            site = run(
-                RegisterSite(
-                    owner=maker.account_id,
-                    name=maker.site.name,
-                    region=maker.site.region,
-                    pue=maker.site.pue,
-                    green_share=maker.site.green_share,
-                    location=maker.site.location,
-                )
-            )
-            maker.site_id = site.id  # type: ignore[attr-defined]
-            pool = run(
-                AddPool(maker.account_id, maker.site_id, maker.site.hardware_id, maker.devices)
-            )
-            maker.pool_id = pool.id  # type: ignore[attr-defined]
+            holder.pool_id = pool.id  # type: ignore[attr-defined]
         # Buyers' demand: together about 1.25 x the sellers' offered capacity per window.
         supply: Counter[str] = Counter()
         for seller in self.scenario.sellers:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 
-from api.deps import AdminAccount, ContextDep, PageDep, paginate, units
+from api.deps import AdminAccount, Context, ContextDep, PageDep, paginate, units
 from api.errors import FastJSONResponse
 from api.routes.common import submit_idempotent
 from api.schemas import GpuClassIn, HardwareIn, TierIn, TierPatch
@@ -183,23 +183,21 @@ async def get_instrument(symbol: str, ctx: ContextDep) -> dict[str, Any]:
     return instrument_view(core, core.instrument(symbol), detail=True)
 
 
-@router.post("/admin/instruments/{symbol}/halt")
-async def halt(symbol: str, ctx: ContextDep, _: AdminAccount) -> dict[str, Any]:
+async def _instrument_action(ctx: Context, op: HaltInstrument | ResumeInstrument) -> dict[str, Any]:
     core = ctx.service.core
 
     def render(inst: InstrumentRecord) -> dict[str, Any]:
         return instrument_view(core, inst, detail=True)
 
-    result: dict[str, Any] = await ctx.service.submit(HaltInstrument(symbol), render)
+    result: dict[str, Any] = await ctx.service.submit(op, render)
     return result
+
+
+@router.post("/admin/instruments/{symbol}/halt")
+async def halt(symbol: str, ctx: ContextDep, _: AdminAccount) -> dict[str, Any]:
+    return await _instrument_action(ctx, HaltInstrument(symbol))
 
 
 @router.post("/admin/instruments/{symbol}/resume")
 async def resume(symbol: str, ctx: ContextDep, _: AdminAccount) -> dict[str, Any]:
-    core = ctx.service.core
-
-    def render(inst: InstrumentRecord) -> dict[str, Any]:
-        return instrument_view(core, inst, detail=True)
-
-    result: dict[str, Any] = await ctx.service.submit(ResumeInstrument(symbol), render)
-    return result
+    return await _instrument_action(ctx, ResumeInstrument(symbol))
