@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from api.db.store import Store
 from api.deps import Context, RateLimiter
+from api.endpoint import FrontDoor, document
 from api.errors import FastJSONResponse, error_body, install_error_handlers
 from api.routes import accounts, catalog, market, operation, orders, sellers, web
 from api.service import ExchangeService, Submission, tune_gc
@@ -20,7 +21,17 @@ from api.ws import Hub
 from api.ws import router as ws_router
 from exchange.operations import CreateAccount
 
-__all__ = ["BodySizeLimit", "bootstrap_admin_key", "build_context", "create_app"]
+__all__ = [
+    "TELEMETRY_OFF",
+    "BodySizeLimit",
+    "SuanliApp",
+    "bootstrap_admin_key",
+    "build_context",
+    "create_app",
+]
+
+#: FastAPI's native OpenTelemetry support, switched off (suanli exports no traces).
+TELEMETRY_OFF: Any = {"tracing": False, "metrics": False, "logs": False}
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -92,6 +103,17 @@ def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
     return receive
 
 
+class SuanliApp(FastAPI):
+    """The FastAPI app with the order-entry routes served before its middleware stack
+    (:class:`api.endpoint.FrontDoor`)."""
+
+    max_body_bytes = 1 << 20
+
+    def build_middleware_stack(self) -> Any:
+        stack = super().build_middleware_stack()
+        return FrontDoor(stack, orders.ENTRY_ROUTES, self.max_body_bytes)
+
+
 def build_context(settings: Settings) -> Context:
     """Open the store (migrating it), replay the log, load keys and idempotency records."""
     start = parse_iso(settings.start) if settings.start else None
@@ -137,15 +159,16 @@ def bootstrap_admin_key(ctx: Context, key: str, name: str = "admin") -> int:
     return int(item.outcome.id)
 
 
-def _document_wire_bodies(app: FastAPI) -> None:
-    """Put the pydantic twins of the msgspec-decoded order bodies into the OpenAPI
-    components that the order routes reference."""
+def _document_order_entry(app: FastAPI) -> None:
+    """Document the lean order-entry routes (api.endpoint) and put the pydantic twins of
+    their msgspec-decoded bodies and rendered responses into the OpenAPI components."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = original()
+        document(schema, orders.ENTRY_ROUTES)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for model in orders.BODY_MODELS:
             body = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -172,18 +195,23 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         finally:
             await ctx.service.stop()
 
-    app = FastAPI(
+    app = SuanliApp(
         title="suanli",
         version="1",
         summary="An exchange for compute power: PF·h of accelerator capacity by delivery window.",
         lifespan=lifespan,
         default_response_class=FastJSONResponse,
+        # No OpenTelemetry here: without this, FastAPI asks the global providers whether
+        # telemetry is configured on every request.
+        telemetry=TELEMETRY_OFF,
     )
     install_error_handlers(app)
-    _document_wire_bodies(app)
+    _document_order_entry(app)
     # Order entry first: routes are matched in order, and it is the busiest path.
+    app.router.routes[:0] = orders.ENTRY_ROUTES
     for module in (orders, market, operation, accounts, catalog, sellers, web):
         app.include_router(module.router)
     app.include_router(ws_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.max_body_bytes = settings.max_body_bytes
     return app

@@ -112,7 +112,7 @@ async def get_context(request: Request) -> Context:
 ContextDep = Annotated[Context, Depends(get_context)]
 
 
-def _account(ctx: Context, authorization: str | None) -> AccountRecord:
+def authenticate(ctx: Context, authorization: str | None) -> AccountRecord:
     if not authorization or not authorization.startswith("Bearer "):
         raise ApiError("unauthorized", "send Authorization: Bearer <api key>")
     key = authorization[7:].strip()
@@ -131,19 +131,19 @@ def request_account(request: Request) -> tuple[Context, AccountRecord]:
     """Context and caller for the hottest routes, without FastAPI's dependency solver
     (which costs more per request than the order-entry work itself)."""
     ctx: Context = request.app.state.context
-    return ctx, _account(ctx, request.headers.get("authorization"))
+    return ctx, authenticate(ctx, request.headers.get("authorization"))
 
 
 async def current_account(
     ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
 ) -> AccountRecord:
-    return _account(ctx, authorization)
+    return authenticate(ctx, authorization)
 
 
 async def admin_account(
     ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
 ) -> AccountRecord:
-    record = _account(ctx, authorization)
+    record = authenticate(ctx, authorization)
     if record.role != "admin":
         raise ApiError("forbidden", "an admin key is required")
     return record
@@ -152,7 +152,7 @@ async def admin_account(
 async def optional_account(
     ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
 ) -> AccountRecord | None:
-    return _account(ctx, authorization) if authorization else None
+    return authenticate(ctx, authorization) if authorization else None
 
 
 CurrentAccount = Annotated[AccountRecord, Depends(current_account)]

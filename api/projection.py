@@ -1,4 +1,14 @@
-"""Turn what an operation changed in the core into rows of the durable store."""
+"""Turn what operations changed in the core into rows of the durable store.
+
+Two kinds of rows. The operation log row (:func:`log_row`) is written in the transaction
+that acknowledges the operation: it alone makes the operation durable, since replaying the
+log rebuilds everything. The projections (orders, trades, contracts, the ledger journal,
+events, ...) are read models derived from the log: :func:`project` writes a run of
+applied operations at once, after their log rows are committed, together with the
+projection watermark (``projection_state``), the last operation they include. An order
+touched by several operations of the run is written once, in its latest state.
+Recovery re-projects whatever lies past the watermark (:class:`api.service.ExchangeService`).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +36,29 @@ from exchange.operations import (
 from exchange.settlement import Contract
 from exchange.units import format_money
 
-__all__ = ["order_row", "project"]
+__all__ = ["Applied", "contract_row", "log_row", "order_row", "project"]
+
+
+class Applied(msgspec.Struct, gc=False):
+    """One accepted operation waiting to be projected, with what it changed."""
+
+    seq: int
+    op: Operation
+    result: Any
+    changes: Changes
+    # A delivery report's row, captured when applied (later reports append to the list).
+    delivery: tuple[int, int, int, int, int] | None = None
+
+
+def log_row(seq: int, applied_at: int, op: Operation) -> dict[str, Any]:
+    """The operation log row of an accepted operation: its durable record."""
+    return {
+        "seq": seq,
+        "applied_at": applied_at,
+        "kind": type(op).__name__,
+        "payload": encode_operation(op),
+    }
+
 
 _json = msgspec.json.Encoder()
 
@@ -102,18 +134,34 @@ def _tier_rows(batch: Batch, core: ExchangeCore) -> None:
         )
 
 
-def project(
-    batch: Batch, core: ExchangeCore, seq: int, op: Operation, result: Any, changes: Changes
-) -> None:
-    """Add the rows of one applied operation to ``batch``."""
-    batch.operations.append(
-        {
-            "seq": seq,
-            "applied_at": core.now,
-            "kind": type(op).__name__,
-            "payload": encode_operation(op),
-        }
-    )
+def project(batch: Batch, core: ExchangeCore, run: list[Applied]) -> None:
+    """Add the projection rows of a run of applied operations, in order, to ``batch``.
+
+    ``core`` must be in the state right after the run's last operation (upserted rows
+    are taken from it); the watermark is set to that operation's seq.
+    """
+    if not run:
+        return
+    orders: set[int] = set()
+    contracts: set[int] = set()
+    tiers = False
+    for applied in run:
+        tiers |= _project_one(batch, core, applied, orders, contracts)
+    for order_id in sorted(orders):
+        batch.upsert("orders", order_id, order_row(core.orders[order_id]))
+    for contract_id in sorted(contracts):
+        batch.upsert("contracts", contract_id, contract_row(core.contracts[contract_id]))
+    if tiers:
+        _tier_rows(batch, core)
+    batch.upsert("projection_state", "tables", {"name": "tables", "seq": run[-1].seq})
+
+
+def _project_one(
+    batch: Batch, core: ExchangeCore, applied: Applied, orders: set[int], contracts: set[int]
+) -> bool:
+    """Rows of one operation; collects the orders and contracts to upsert. Returns whether
+    the tiers' rows are to be rewritten."""
+    op, result, changes = applied.op, applied.result, applied.changes
     for event in changes.events:
         batch.insert(
             "events",
@@ -167,10 +215,8 @@ def project(
                 "ref": transfer.ref,
             },
         )
-    for order_id in changes.orders:
-        batch.upsert("orders", order_id, order_row(core.orders[order_id]))
-    for contract_id in changes.contracts:
-        batch.upsert("contracts", contract_id, contract_row(core.contracts[contract_id]))
+    orders.update(changes.orders)
+    contracts.update(changes.contracts)
     for contract_id in changes.settled:
         c = core.contracts[contract_id]
         batch.insert(
@@ -227,11 +273,12 @@ def project(
             },
         )
     elif isinstance(op, ReportDelivery):
-        contract_id, pool_id, device_seconds, _, ts = core.deliveries[-1]
+        assert applied.delivery is not None, "a delivery report carries its row"
+        delivery_id, contract_id, pool_id, device_seconds, ts = applied.delivery
         batch.insert(
             "deliveries",
             {
-                "id": len(core.deliveries),
+                "id": delivery_id,
                 "contract_id": contract_id,
                 "pool_id": pool_id,
                 "device_seconds": device_seconds,
@@ -281,5 +328,4 @@ def project(
                 ).decode(),
             },
         )
-    if isinstance(op, CreateTier | UpdateTier | AdvanceClock):
-        _tier_rows(batch, core)
+    return isinstance(op, CreateTier | UpdateTier | AdvanceClock)

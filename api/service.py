@@ -3,12 +3,19 @@
 Requests become :mod:`exchange.operations`. The writer takes every operation queued at
 that moment (up to ``batch_max``), applies each to the in-memory
 :class:`~exchange.core.ExchangeCore` in arrival order, renders each result at once, writes
-the accepted operations and their projections in ONE transaction, and only after that
-commit answers the callers and publishes the events. So an acknowledged operation is
-durable, and many concurrent requests share one fsync (group commit).
+the accepted operations' log rows in ONE transaction, and only after that commit answers
+the callers and publishes the events. So an acknowledged operation is durable (the log
+alone rebuilds the exchange), and many concurrent requests share one fsync (group commit).
+
+The projection tables (orders, trades, contracts, the ledger journal, events...) are
+written behind the log: whenever the writer is idle, or at the latest every
+``projection_max`` operations, at a moment when everything applied is also committed, in
+a transaction of their own that moves the projection watermark. :meth:`flush` waits for
+them (read-your-writes for routes that read those tables).
 
 On start the service replays the operation log into a fresh core: books, holds,
-balances, sequence numbers and the state hash come back exactly.
+balances, sequence numbers and the state hash come back exactly; operations past the
+projection watermark are projected again.
 
 A failed commit leaves memory ahead of the disk; the service then stops accepting work
 (fail-stop) and must be restarted, which replays the log.
@@ -26,11 +33,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.db.store import Batch, Store
-from api.projection import project
+from api.projection import Applied, log_row, project
 from exchange.core import ExchangeCore, Rejected
 from exchange.events import Event
 from exchange.invariants import InvariantViolation
-from exchange.operations import AdvanceClock, Operation
+from exchange.operations import AdvanceClock, Operation, ReportDelivery
 
 __all__ = ["ExchangeService", "ServiceStopped", "Submission", "tune_gc", "wall_clock_us"]
 
@@ -50,6 +57,10 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
+#: Queued by flush() to wake an idle writer; carries no operation.
+_WAKE: Any = object()
+
+
 def wall_clock_us() -> int:
     return time.time_ns() // 1_000
 
@@ -67,6 +78,7 @@ class Submission:
     future: asyncio.Future[Any] | None = None
     outcome: Any = None
     error: Rejected | None = None
+    seq: int = 0  # the operation log position, once accepted
 
 
 @dataclass
@@ -88,6 +100,8 @@ class ExchangeService:
         start_us: int | None = None,
         max_open_orders: int = 1_000,
         batch_max: int = 512,
+        projection_max: int = 8_192,
+        projection_delay: float = 0.05,
         check_invariants: bool = False,
     ) -> None:
         if clock not in ("real", "simulated"):
@@ -95,6 +109,8 @@ class ExchangeService:
         self.store = store
         self.clock = clock
         self.batch_max = batch_max
+        self.projection_max = projection_max
+        self.projection_delay = projection_delay
         self.check_invariants = check_invariants
         self.core = ExchangeCore(max_open_orders=max_open_orders)
         self.seq = 0
@@ -105,6 +121,11 @@ class ExchangeService:
         self._ticker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        # Applied and logged, not yet projected; and callers waiting for the projections.
+        self._unprojected: list[Applied] = []
+        self._projecting = False  # a projection transaction is being written
+        self._unprojected_since = 0.0  # when the oldest unprojected operation was applied
+        self._flush_waiters: list[asyncio.Future[None]] = []
         store.lock_writer()
         self._recover()
         if self.seq == 0:
@@ -114,17 +135,40 @@ class ExchangeService:
     # ------------------------------------------------------------------ recovery
     def _recover(self) -> None:
         core = self.core
+        projected = self.store.projected_seq()
         for seq, op in self.store.operations():
             try:
-                core.apply(op)
+                result = core.apply(op)
             except Rejected as exc:  # the log holds accepted operations only
                 raise InvariantViolation(
                     f"logged operation {seq} refused on replay: {exc.code}"
                 ) from exc
-            core.take_changes()
+            changes = core.take_changes()
             self.seq = seq
+            if seq > projected:  # logged, but its projections were not written
+                self._unprojected.append(self._applied(seq, op, result, changes))
         if self.check_invariants:
             core.check()
+        self._write_projections()
+
+    def _applied(self, seq: int, op: Operation, result: Any, changes: Any) -> Applied:
+        delivery = None
+        if isinstance(op, ReportDelivery):
+            contract_id, pool_id, device_seconds, _, ts = self.core.deliveries[-1]
+            delivery = (len(self.core.deliveries), contract_id, pool_id, device_seconds, ts)
+        return Applied(seq, op, result, changes, delivery)
+
+    def _projection_batch(self) -> Batch:
+        """The projection rows of everything applied and not yet projected. Call only when
+        all of it is committed to the log, before anything more is applied."""
+        batch = Batch()
+        project(batch, self.core, self._unprojected)
+        self._unprojected = []
+        return batch
+
+    def _write_projections(self) -> None:
+        if self._unprojected:
+            self.store.write(self._projection_batch())
 
     # ------------------------------------------------------------------ applying
     def _apply(self, items: Iterable[Submission]) -> tuple[Batch, Published]:
@@ -139,15 +183,22 @@ class ExchangeService:
             now = wall_clock_us()
             if now > core.now:
                 items.insert(0, Submission(AdvanceClock(now)))
+        unprojected = self._unprojected
+        if not unprojected:
+            self._unprojected_since = time.monotonic()
+            if self._loop is not None and self._loop_thread == threading.get_ident():
+                self._loop.call_later(self.projection_delay, self._wake)
+        log = batch.operations
         for item in items:
             try:
                 result = core.apply(item.op)
             except Rejected as exc:
                 item.error = exc
                 continue
-            self.seq += 1
+            self.seq = item.seq = seq = self.seq + 1
             changes = core.take_changes()
-            project(batch, core, self.seq, item.op, result, changes)
+            log.append(log_row(seq, core.now, item.op))
+            unprojected.append(self._applied(seq, item.op, result, changes))
             item.outcome = item.render(result) if item.render is not None else result
             if item.extra is not None:
                 item.extra(item.outcome, batch)
@@ -178,6 +229,7 @@ class ExchangeService:
         batch, published = self._apply(items)
         try:
             self.store.write(batch)
+            self._write_projections()
         except BaseException as exc:
             self.stopped = exc
             raise
@@ -205,6 +257,9 @@ class ExchangeService:
             self._ticker = asyncio.create_task(self._tick_loop(tick_seconds), name="suanli-clock")
 
     async def stop(self) -> None:
+        if self.stopped is None and self._writer is not None and not self._writer.done():
+            with contextlib.suppress(Exception):
+                await self.flush()
         for task in (self._ticker, self._writer):
             if task is not None:
                 task.cancel()
@@ -213,6 +268,19 @@ class ExchangeService:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self.store.close()
+
+    async def flush(self) -> None:
+        """Return once every operation acknowledged so far is in the projection tables."""
+        if self.stopped is not None:
+            raise ServiceStopped(str(self.stopped))
+        if self._queue is None:
+            raise RuntimeError("service not started")
+        if not self._unprojected and self._queue.empty() and not self._projecting:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append(waiter)
+        self._queue.put_nowait(_WAKE)
+        await waiter
 
     async def submit(
         self,
@@ -239,21 +307,26 @@ class ExchangeService:
             raise ServiceStopped(str(self.stopped))
         if self._queue is None:
             raise RuntimeError("service not started")
-        loop = asyncio.get_running_loop()
-        futures = []
+        if not items:
+            return items
+        # Queued back to back, the items commit in order, in one group or in consecutive
+        # groups: once the last one is committed, all are. Only the last needs a future.
+        last = items[-1]
+        last.future = asyncio.get_running_loop().create_future()
+        put = self._queue.put_nowait
         for item in items:
-            item.future = loop.create_future()
-            futures.append(item.future)
-        for item in items:
-            self._queue.put_nowait(item)
-        await asyncio.gather(*futures)
+            put(item)
+        await last.future
         return items
 
     async def _write_loop(self) -> None:
-        """Group commit, pipelined one deep: while one group's transaction is being written
+        """Group commit, pipelined one deep: while one group's log rows are being written
         (in a thread, where the database driver releases the GIL), the next group is
         applied in memory. Groups are written in order, and a group's callers are answered
-        only once its own transaction has committed."""
+        only once its own transaction has committed.
+
+        Projections are written when nothing is in flight, so that the core's state is
+        exactly what the log holds, once they are due (:meth:`_projection_due`)."""
         assert self._queue is not None
         queue = self._queue
         loop = asyncio.get_running_loop()
@@ -262,9 +335,19 @@ class ExchangeService:
         try:
             while True:
                 if in_flight is None:
-                    items = [await queue.get()]
-                elif queue.empty():
-                    # Nothing new: finish the group being written, then wait again.
+                    if self._unprojected and self._projection_due():
+                        self._projecting = True
+                        batch = self._projection_batch()
+                        await loop.run_in_executor(None, self.store.write, batch)
+                        self._projecting = False
+                    if self._flush_waiters and not self._unprojected:
+                        for waiter in self._flush_waiters:
+                            if not waiter.done():
+                                waiter.set_result(None)
+                        self._flush_waiters = []
+                    items = [await queue.get()] if queue.empty() else []
+                elif queue.empty() or self._projection_due():
+                    # Nothing new (or projections due): finish the group being written.
                     await self._complete(in_flight)
                     in_flight = None
                     continue
@@ -272,6 +355,9 @@ class ExchangeService:
                     items = []
                 while len(items) < self.batch_max and not queue.empty():
                     items.append(queue.get_nowait())
+                items = [item for item in items if item is not _WAKE]
+                if not items:
+                    continue
                 batch, published = self._apply(items)
                 if in_flight is not None:
                     await self._complete(in_flight)
@@ -284,9 +370,28 @@ class ExchangeService:
             for item in failed:
                 if item.future is not None and not item.future.done():
                     item.future.set_exception(ServiceStopped(repr(exc)))
+            for waiter in self._flush_waiters:
+                if not waiter.done():
+                    waiter.set_exception(ServiceStopped(repr(exc)))
             self._fail_queued(queue, exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
+
+    def _projection_due(self) -> bool:
+        """Projections are written in runs: when ``projection_max`` operations wait, when
+        the oldest has waited ``projection_delay`` seconds, or when a caller of
+        :meth:`flush` waits. Under load that makes a few large transactions instead of
+        one per group."""
+        return (
+            bool(self._flush_waiters)
+            or len(self._unprojected) >= self.projection_max
+            or time.monotonic() - self._unprojected_since >= self.projection_delay
+        )
+
+    def _wake(self) -> None:
+        """Timer: wake an idle writer when the projections it holds come due."""
+        if self._queue is not None:
+            self._queue.put_nowait(_WAKE)
 
     async def _complete(
         self, in_flight: tuple[asyncio.Future[None], list[Submission], Published]
@@ -303,7 +408,7 @@ class ExchangeService:
     def _fail_queued(queue: asyncio.Queue[Submission], exc: BaseException) -> None:
         while not queue.empty():
             item = queue.get_nowait()
-            if item.future is not None and not item.future.done():
+            if item is not _WAKE and item.future is not None and not item.future.done():
                 item.future.set_exception(ServiceStopped(repr(exc)))
 
     async def _tick_loop(self, seconds: float) -> None:

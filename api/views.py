@@ -81,27 +81,39 @@ def format_fraction(value: Fraction | None, units_decimals: int, places: int) ->
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def average_price(o: OrderState) -> str | None:
+    """The volume-weighted fill price, to 8 places (exact when it falls on a price unit)."""
+    if not o.filled:
+        return None
+    whole, rest = divmod(o.notional, o.filled)
+    if not rest:
+        return format_price(whole)
+    return format_fraction(Fraction(o.notional, o.filled), PRICE_DECIMALS, 8)
+
+
 def order_view(o: OrderState) -> dict[str, Any]:
+    # The enumerations are StrEnums: they encode, and compare, as their text.
     market = o.order_type is OrderType.MARKET
+    price = format_price(o.price)
     return {
         "id": o.id,
         "client_order_id": o.client_order_id,
         "instrument": o.symbol,
-        "side": o.side.value,
-        "type": o.order_type.value,
-        "price": None if market else format_price(o.price),
-        "protection_price": format_price(o.price) if market else None,
+        "side": o.side,
+        "type": o.order_type,
+        "price": None if market else price,
+        "protection_price": price if market else None,
         "quantity": format_quantity(o.quantity),
         "filled_quantity": format_quantity(o.filled),
         "remaining_quantity": format_quantity(o.remaining),
-        "average_price": format_fraction(o.average_price, PRICE_DECIMALS, 8),
-        "status": o.status.value,
-        "time_in_force": o.time_in_force.value,
-        "expire_time": iso(o.expire_time),
+        "average_price": average_price(o),
+        "status": o.status,
+        "time_in_force": o.time_in_force,
+        "expire_time": None if o.expire_time is None else _iso(o.expire_time),
         "post_only": o.post_only,
         "stp": o.stp,
-        "created_at": iso(o.created_at),
-        "updated_at": iso(o.updated_at),
+        "created_at": _iso(o.created_at),
+        "updated_at": _iso(o.updated_at),
         "fills": [
             {
                 "trade_id": f.trade_id,
@@ -109,11 +121,13 @@ def order_view(o: OrderState) -> dict[str, Any]:
                 "price": format_price(f.price),
                 "quantity": format_quantity(f.quantity),
                 "fee": format_money(f.fee),
-                "liquidity": f.liquidity.value,
-                "time": iso(f.ts),
+                "liquidity": f.liquidity,
+                "time": _iso(f.ts),
             }
             for f in o.fills
-        ],
+        ]
+        if o.fills
+        else [],
     }
 
 

@@ -13,7 +13,7 @@ import msgspec
 
 from api.errors import ApiError
 
-__all__ = ["BatchWire", "OrderWire", "decode_batch", "decode_order", "to_order"]
+__all__ = ["BatchWire", "OrderWire", "decode_batch", "decode_order", "to_batch", "to_order"]
 
 _Dec = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
 
@@ -88,3 +88,14 @@ def to_order(value: object) -> OrderWire:
         return _not_blank(msgspec.convert(value, OrderWire))
     except msgspec.ValidationError as exc:
         raise _invalid(exc) from exc
+
+
+def to_batch(value: object) -> BatchWire:
+    """An already-parsed JSON list of orders (a WebSocket message) -> a batch body."""
+    try:
+        batch = msgspec.convert({"orders": value}, BatchWire)
+    except msgspec.ValidationError as exc:
+        raise _invalid(exc) from exc
+    for i, order in enumerate(batch.orders):
+        _not_blank(order, f"orders.{i}.")
+    return batch

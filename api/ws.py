@@ -5,6 +5,7 @@ Client messages (JSON):
   {"op": "unsubscribe", "channels": [...]}
   {"op": "auth", "key": "<api key>"}            (or ?key= / Authorization at connect)
   {"op": "place", "id": "<request id>", "order": {...same body as POST /v1/orders}}
+  {"op": "place_batch", "id": "...", "orders": [...up to 100, as POST /v1/orders/batch]}
   {"op": "amend", "id": "...", "order_id": 7, "price"?: "...", "quantity"?: "..."}
   {"op": "cancel", "id": "...", "order_id": 7}
   {"op": "ping"}
@@ -30,11 +31,11 @@ from pydantic import ValidationError
 
 from api.deps import Context, throttle, units
 from api.errors import ApiError, error_body
-from api.routes.orders import existing_order, to_operation
+from api.routes.orders import existing_order, place_many, to_operation
 from api.schemas import AmendIn
 from api.service import Published
 from api.views import iso, order_view
-from api.wire import to_order
+from api.wire import to_batch, to_order
 from exchange.core import AccountRecord, Rejected
 from exchange.events import BookChanged, Trade
 from exchange.operations import AmendOrder, CancelOrder
@@ -215,6 +216,10 @@ async def _request(ctx: Context, conn: Connection, msg: dict[str, Any]) -> dict[
         throttle(ctx, account)
         result: dict[str, Any] = await ctx.service.submit(to_operation(account, body), order_view)
         return result
+    if op == "place_batch":
+        batch = to_batch(msg.get("orders"))
+        throttle(ctx, account)
+        return {"results": await place_many(ctx, account, batch.orders)}
     order_id = msg.get("order_id")
     if not isinstance(order_id, int) or isinstance(order_id, bool):
         raise ApiError("invalid_request", "order_id must be an integer")
@@ -328,7 +333,7 @@ async def _handle(ctx: Context, hub: Hub, conn: Connection, msg: dict[str, Any])
                 continue
             hub.subscribe(conn, channel)
             conn.send(snap)
-    elif op in ("place", "amend", "cancel"):
+    elif op in ("place", "place_batch", "amend", "cancel"):
         # Requests run concurrently so that a client pipelining many orders shares group
         # commits; they are queued to the writer in the order they arrived.
         await conn.in_flight.acquire()

@@ -10,8 +10,8 @@ clients over loopback):
    with --postgres-url, on PostgreSQL: accepted orders/s, p50 and p99 latency; then the
    p99 at half of that peak rate (paced load);
 3. suanli batch entry (POST /v1/orders/batch, 100 orders a request) and WebSocket entry
-   (pipelined "place" messages), counted as durable operations/s from the server's
-   operation log;
+   (pipelined "place" messages, and "place_batch" messages of 100 orders), counted as
+   acknowledged (durably committed) orders/s;
 4. matching-engine 0.1.1's FastAPI gateway (Python 3.12, fsync on) under the same load,
    when --peer-python names a Python with it installed.
 
@@ -177,15 +177,27 @@ def operations(base: str) -> int:
     return int(httpx.get(base + "/v1/health", timeout=10).json()["operations"])
 
 
-async def ws_entry(base: str, key: str, symbol: str, seconds: float, in_flight: int = 256) -> float:
-    """Pipelined "place" messages over one WebSocket; returns acknowledged orders/s."""
+async def ws_entry(
+    base: str, key: str, symbol: str, seconds: float, in_flight: int = 256, batch: int = 1
+) -> float:
+    """Pipelined order entry over one WebSocket: "place" messages (``batch`` 1) or
+    "place_batch" messages of ``batch`` orders; returns acknowledged orders/s."""
     import websockets
 
     url = base.replace("http://", "ws://") + f"/v1/ws?key={key}"
     prices = PRICES.split(",")
-    done = 0
+    done = 0  # orders acknowledged
+    sent = 0  # orders sent
+
+    def order(n: int) -> dict[str, str]:
+        return {
+            "instrument": symbol,
+            "side": "buy" if n % 2 == 0 else "sell",
+            "price": prices[(n // 2) % len(prices)],
+            "quantity": "0.1",
+        }
+
     async with websockets.connect(url, max_size=None) as ws:
-        sent = 0
         stop_at = time.perf_counter() + seconds
         t0 = time.perf_counter()
 
@@ -194,22 +206,21 @@ async def ws_entry(base: str, key: str, symbol: str, seconds: float, in_flight: 
             while time.perf_counter() < stop_at:
                 while sent - done >= in_flight:
                     await asyncio.sleep(0.0005)
-                side = "buy" if sent % 2 == 0 else "sell"
-                order = {
-                    "instrument": symbol,
-                    "side": side,
-                    "price": prices[(sent // 2) % len(prices)],
-                    "quantity": "0.1",
-                }
-                await ws.send(json.dumps({"op": "place", "id": sent, "order": order}))
-                sent += 1
+                if batch == 1:
+                    message = {"op": "place", "id": sent, "order": order(sent)}
+                else:
+                    orders = [order(sent + i) for i in range(batch)]
+                    message = {"op": "place_batch", "id": sent, "orders": orders}
+                await ws.send(json.dumps(message))
+                sent += batch
 
         async def receiver() -> None:
             nonlocal done
             while True:
                 message = json.loads(await ws.recv())
                 if message.get("type") == "result":
-                    done += 1
+                    result = message.get("result")
+                    done += len(result["results"]) if batch > 1 and result else 1
                     if time.perf_counter() >= stop_at and done >= sent:
                         return
 
@@ -315,12 +326,16 @@ def _bench_suanli(seconds: float, database_url: str | None, label: str) -> dict[
             )
             batch_ops = (operations(base) - before) / (time.perf_counter() - t0)
             ws_rate = asyncio.run(ws_entry(base, key, symbol, seconds))
+            ws_batch_rate = asyncio.run(
+                ws_entry(base, key, symbol, seconds, in_flight=800, batch=100)
+            )
             return {
                 "label": label,
                 "peak": peak,
                 "half": half,
                 "batch_orders_per_s": batch_ops,
                 "ws_orders_per_s": ws_rate,
+                "ws_batch_orders_per_s": ws_batch_rate,
             }
         finally:
             stop(proc)
@@ -395,10 +410,12 @@ def main() -> int:
         half_p99 = _median([r["half"]["p99_ms"] for r in rs])
         batch = _median([r["batch_orders_per_s"] for r in rs])
         ws = _median([r["ws_orders_per_s"] for r in rs])
+        ws_batch = _median([r["ws_batch_orders_per_s"] for r in rs])
         print(f"suanli {label:10s} single   {single:>9,.0f} orders/s  p99 {p99:.2f} ms")
         print(f"suanli {label:10s} at half  {half:>9,.0f} orders/s  p99 {half_p99:.2f} ms")
         print(f"suanli {label:10s} batch    {batch:>9,.0f} orders/s")
-        print(f"suanli {label:10s} ws       {ws:>9,.0f} orders/s")
+        print(f"suanli {label:10s} ws       {ws:>9,.0f} orders/s (one order a message)")
+        print(f"suanli {label:10s} ws batch {ws_batch:>9,.0f} orders/s (100 a message)")
         print(f"  ratio single / no-op: {single / noop:.2f}")
         if base:
             print(

@@ -1,10 +1,11 @@
-"""A no-op FastAPI endpoint: the ceiling of the HTTP stack suanli runs on."""
+"""A no-op FastAPI endpoint: the ceiling of the HTTP stack suanli runs on (the same
+FastAPI configuration: its OpenTelemetry hooks off, as in api.app)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
 
-app = FastAPI()
+app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
 
 
 @app.post("/noop")

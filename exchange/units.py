@@ -17,6 +17,7 @@ what they cannot represent (too many decimals, NaN, infinity, exponents, absurd 
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal
 from typing import NewType
@@ -136,11 +137,15 @@ def parse_money(text: str | int | Decimal) -> Money:
     return Money(parse_units(text, MONEY_DECIMALS))
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def format_price(value: int) -> str:
+    """Cached: a market quotes few distinct prices, and every order view shows one."""
     return format_units(value, PRICE_DECIMALS)
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def format_quantity(value: int) -> str:
+    """Cached: order sizes repeat (lots), and every order view shows three."""
     return format_units(value, QUANTITY_DECIMALS)
 
 

@@ -1,9 +1,10 @@
-"""The durable store: one transaction per group of operations, replay on start.
+"""The durable store: the operation log, its projections, replay on start.
 
-:meth:`Store.write` appends a batch of operations to the operation log and writes their
-projections in the same transaction, so after a crash the log and the tables agree: a
-batch is either wholly there or wholly absent. :meth:`Store.operations` reads the log back
-for replay.
+:meth:`Store.write` writes one batch in one transaction: either a group of operations'
+log rows (with the API keys and idempotency records committed with them), which is what
+makes them durable, or a run of projection rows with the projection watermark. A batch is
+either wholly there or wholly absent after a crash. :meth:`Store.operations` reads the log
+back for replay; :meth:`Store.projected_seq` tells where the projections stopped.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ _TABLES: dict[str, Table] = {
         ("ledger_transfers", t.TransferRow),
         ("deliveries", t.DeliveryRow),
         ("events", t.EventRow),
+        ("projection_state", t.ProjectionStateRow),
     )
 }
 # Insert order respects what a reader expects to find together (log first).
@@ -169,6 +171,13 @@ class Store:
         table = _TABLES["operation_log"]
         with self.engine.connect() as conn:
             value = conn.execute(select(table.c.seq).order_by(table.c.seq.desc()).limit(1)).scalar()
+        return int(value or 0)
+
+    def projected_seq(self) -> int:
+        """The last operation the projection tables include (0 when none)."""
+        table = _TABLES["projection_state"]
+        with self.engine.connect() as conn:
+            value = conn.execute(select(table.c.seq).where(table.c.name == "tables")).scalar()
         return int(value or 0)
 
     def api_key_account(self, key: str) -> int | None:

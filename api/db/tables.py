@@ -25,6 +25,7 @@ __all__ = [
     "OperationRow",
     "OrderRow",
     "PoolRow",
+    "ProjectionStateRow",
     "SettlementRow",
     "SiteRow",
     "TierRow",
@@ -230,3 +231,16 @@ class EventRow(SQLModel, table=True):
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     type: str = Field(sa_column=Column(String(32), nullable=False))
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ProjectionStateRow(SQLModel, table=True):
+    """How far the projections have been written: the last operation they include.
+
+    The operation log is written when an operation is acknowledged; the other tables are
+    written after it, in their own transactions, which also move this watermark. After a
+    crash, whatever lies past it is projected again from the log before serving.
+    """
+
+    __tablename__ = "projection_state"
+    name: str = Field(sa_column=Column(String(32), primary_key=True))
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -125,6 +125,7 @@ async def my_ledger(ctx: ContextDep, account: CurrentAccount, page: PageDep) -> 
         with ctx.service.store.engine.connect() as conn:
             return list(conn.execute(query))
 
+    await ctx.service.flush()  # the journal is a projection: read what was acknowledged
     rows = await asyncio.get_running_loop().run_in_executor(None, read)
     more = len(rows) > page.limit
     rows = rows[: page.limit]

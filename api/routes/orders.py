@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -11,13 +12,15 @@ from api.deps import (
     ContextDep,
     CurrentAccount,
     PageDep,
+    authenticate,
     paginate,
     request_account,
     throttle,
     units,
 )
-from api.errors import ApiError, FastJSONResponse, error_body
-from api.schemas import AmendIn, BatchIn, OrderIn
+from api.endpoint import Incoming, header, route
+from api.errors import ApiError, error_body
+from api.schemas import AmendIn, BatchIn, BatchOut, OrderIn, OrderOut
 from api.service import Submission
 from api.views import iso, order_view, parse_iso
 from api.wire import OrderWire, decode_batch, decode_order
@@ -90,40 +93,50 @@ def existing_order(ctx: Context, account: AccountRecord, body: OrderWire) -> Ord
 
 #: Bodies decoded by msgspec are documented by their pydantic twins, registered as
 #: OpenAPI components in api.app.
-BODY_MODELS = (OrderIn, BatchIn)
+BODY_MODELS = (OrderIn, BatchIn, OrderOut, BatchOut)
 
 
 _REF = "#/components/schemas/"
 
 
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+def _json(ref: str) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": {"$ref": _REF + ref}}}}
 
 
-@router.post("/orders", status_code=201, openapi_extra=_body({"$ref": _REF + "OrderIn"}))
-async def place_order(request: Request) -> FastJSONResponse:
+_ERROR = {"description": "refused; the body names a stable error code", **_json("ErrorOut")}
+
+
+async def place_order(request: Incoming) -> tuple[int, Any]:
     """Place an order; it is answered only once durably committed. A repeated
     client_order_id returns the original order (200) and places nothing."""
-    ctx, account = request_account(request)
-    body = decode_order(await request.body())
+    ctx: Context = request.context
+    account = authenticate(ctx, header(request.headers, b"authorization"))
+    body = decode_order(request.body)
     existing = existing_order(ctx, account, body)
     if existing is not None:
-        return FastJSONResponse(order_view(existing), 200)
+        return 200, order_view(existing)
     throttle(ctx, account)
-    view = await ctx.service.submit(to_operation(account, body), order_view)
-    return FastJSONResponse(view, 201)
+    return 201, await ctx.service.submit(to_operation(account, body), order_view)
 
 
-@router.post("/orders/batch", openapi_extra=_body({"$ref": _REF + "BatchIn"}))
-async def place_batch(request: Request) -> FastJSONResponse:
+async def place_batch(request: Incoming) -> tuple[int, Any]:
     """Up to 100 orders, each accepted or refused on its own, in one durable commit."""
-    ctx, account = request_account(request)
-    body = decode_batch(await request.body())
+    ctx: Context = request.context
+    account = authenticate(ctx, header(request.headers, b"authorization"))
+    body = decode_batch(request.body)
     throttle(ctx, account)
-    results: list[Any] = [None] * len(body.orders)
+    return 200, {"results": await place_many(ctx, account, body.orders)}
+
+
+async def place_many(
+    ctx: Context, account: AccountRecord, orders: Sequence[OrderWire]
+) -> list[Any]:
+    """Orders of one account, each accepted or refused on its own, committed together:
+    the results in the same order, an order view or an error body each."""
+    results: list[Any] = [None] * len(orders)
     items: list[Submission] = []
     positions: list[int] = []
-    for i, order in enumerate(body.orders):
+    for i, order in enumerate(orders):
         try:
             existing = existing_order(ctx, account, order)
             if existing is not None:
@@ -142,7 +155,54 @@ async def place_batch(request: Request) -> FastJSONResponse:
             results[i] = error_body(item.error.code, item.error.message)
         else:
             results[i] = item.outcome
-    return FastJSONResponse({"results": results})
+    return results
+
+
+#: The order-entry routes, lean ASGI endpoints (api.endpoint) matched before all others.
+ENTRY_ROUTES = [
+    route(
+        "/v1/orders",
+        "POST",
+        place_order,
+        {
+            "tags": ["orders"],
+            "summary": "Place Order",
+            "description": place_order.__doc__,
+            "operationId": "place_order_v1_orders_post",
+            "requestBody": {"required": True, **_json("OrderIn")},
+            "responses": {
+                "201": {"description": "accepted and durably committed", **_json("OrderOut")},
+                "200": {
+                    "description": "the original order of a repeated client_order_id",
+                    **_json("OrderOut"),
+                },
+                "401": _ERROR,
+                "413": _ERROR,
+                "422": _ERROR,
+                "429": _ERROR,
+            },
+        },
+    ),
+    route(
+        "/v1/orders/batch",
+        "POST",
+        place_batch,
+        {
+            "tags": ["orders"],
+            "summary": "Place Batch",
+            "description": place_batch.__doc__,
+            "operationId": "place_batch_v1_orders_batch_post",
+            "requestBody": {"required": True, **_json("BatchIn")},
+            "responses": {
+                "200": {"description": "one result per order, in order", **_json("BatchOut")},
+                "401": _ERROR,
+                "413": _ERROR,
+                "422": _ERROR,
+                "429": _ERROR,
+            },
+        },
+    ),
+]
 
 
 def _own_order(ctx: ContextDep, account: AccountRecord, order_id: int) -> OrderState:

@@ -255,3 +255,26 @@ def test_order_entry_over_the_socket(api: Api) -> None:
     assert {m["order"]["id"] for m in updates} == {placed["id"]}
     assert [m["order"]["status"] for m in updates][-1] == "cancelled"
     assert len(api.walk("/v1/orders", a.headers)) == 1
+
+
+def test_batch_order_entry_over_the_socket(api: Api) -> None:
+    """place_batch: each order accepted or refused on its own, in order, one commit."""
+    sym, a, _b, _s = market(api)
+    good = {"instrument": sym, "side": "buy", "price": "19.5", "quantity": "1"}
+    with api.client.websocket_connect("/v1/ws", headers=a.headers) as ws:
+        seen: list[dict[str, Any]] = []
+        ops = api.operations()
+        orders = [good, {**good, "price": "19.555"}, {**good, "price": "19.4"}]
+        ws.send_json({"op": "place_batch", "id": "b1", "orders": orders})
+        results = result_of(ws, "b1", seen)["result"]["results"]
+        assert [r.get("status") for r in results] == ["open", None, "open"]
+        assert results[1]["error"]["code"] == "invalid_tick"
+        assert [r["price"] for r in (results[0], results[2])] == ["19.5", "19.4"]
+        assert api.operations() == ops + 2
+        # a malformed batch is refused whole, and changes nothing
+        for bad in ([], "nope", [good] * 101, [{**good, "owner": 1}]):
+            ws.send_json({"op": "place_batch", "id": "b2", "orders": bad})
+            assert result_of(ws, "b2", seen)["error"]["code"] == "invalid_request"
+        assert api.operations() == ops + 2
+    mine = api.walk("/v1/orders", a.headers)
+    assert sorted(o["price"] for o in mine) == ["19.4", "19.5"]

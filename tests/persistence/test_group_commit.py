@@ -1,8 +1,9 @@
 """Group commit: many operations share a transaction, and none is answered before it is durable.
 
 Durability is checked from outside the service: a second, independent connection pool
-(another Store on the same database) must already see an operation's rows at the moment
-its caller's await returns.
+(another Store on the same database) must already see an operation's log row (its durable
+record: replaying the log rebuilds everything) at the moment its caller's await returns,
+and its projection rows once the service's flush() returns.
 """
 
 from __future__ import annotations
@@ -69,6 +70,13 @@ def _logged_seqs(reader: Store) -> list[int]:
     return [seq for seq, _ in reader.operations()]
 
 
+def _logged(reader: Store, seq: int) -> object | None:
+    """The operation logged under ``seq``, read back through an independent connection."""
+    for _, op in reader.operations(after=seq - 1):
+        return op
+    return None
+
+
 def _spy_commits(service: ExchangeService) -> list[int]:
     """Record how many operations each commit carried."""
     sizes: list[int] = []
@@ -95,12 +103,17 @@ def test_submit_many_is_durable_when_it_returns(open_store: Callable[..., Store]
         await service.start()
         try:
             items = await service.submit_many([Submission(op) for op in ops])
-            # Right after the await, before anything else runs: durable and visible.
+            # Right after the await, before anything else runs: durable.
+            for item in items:
+                if item.error is None:
+                    assert _logged(reader, item.seq) == item.op, f"{item.seq} not durable"
+            # The projections follow the log; flush() waits for them.
+            await service.flush()
             for item in items:
                 if item.error is None:
                     row = _order_row(reader, item.outcome.id)
-                    assert row is not None, f"order {item.outcome.id} acknowledged, not durable"
-                    assert row["status"] == item.outcome.status.value
+                    assert row is not None, f"order {item.outcome.id} not projected"
+                    assert row["status"] == service.core.orders[item.outcome.id].status.value
             return items
         finally:
             await service.stop()
@@ -141,9 +154,13 @@ def test_concurrent_submits_are_durable_before_their_futures_resolve(
                 seen += 1
                 if not isinstance(result, OrderState):
                     continue  # the deposit's transfer
-                row = _order_row(reader, result.id)
-                assert row is not None, f"order {result.id} resolved before it was durable"
-                assert row["client_order_id"] == result.client_order_id
+                # Resolved: the log already holds the order (read independently).
+                logged = {getattr(op, "client_order_id", None) for _, op in reader.operations()}
+                assert result.client_order_id in logged, f"order {result.id} not durable"
+            await service.flush()
+            for order in service.core.orders.values():
+                row = _order_row(reader, order.id)
+                assert row is not None and row["client_order_id"] == order.client_order_id
             return seen
         finally:
             await service.stop()

@@ -1,0 +1,170 @@
+"""Lean ASGI endpoints for the busiest routes (order entry).
+
+A FastAPI route pays, on every call, for about ten layers of middleware (server errors,
+telemetry, two body limits, exception handlers, an exit stack, the router), a Request
+object, the dependency solver and response serialization: on this stack that is more
+than placing and durably committing an order. The order-entry routes are therefore plain
+ASGI endpoints that :class:`FrontDoor` serves before that stack, with the same body-size
+limit, the same error bodies and stable codes, and a JSON 500 for anything unexpected.
+They are still routes of the app (``app.routes``), documented in its OpenAPI schema
+(:func:`document`); they read the headers and the body straight from the ASGI messages
+and encode their responses with msgspec.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+import msgspec
+from starlette.routing import Route
+
+from api.errors import ApiError, error_body, status_for
+from api.service import ServiceStopped
+from exchange.core import Rejected
+
+__all__ = ["Endpoint", "FrontDoor", "Handler", "Incoming", "document", "header", "route"]
+
+log = logging.getLogger("suanli.api")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class Incoming(msgspec.Struct, gc=False):
+    """What a lean endpoint gets of a request: the app context, raw headers, whole body."""
+
+    context: Any
+    headers: Sequence[tuple[bytes, bytes]]
+    body: bytes
+
+
+#: A handler answers (status, content); content is anything msgspec encodes.
+Handler = Callable[[Incoming], Awaitable[tuple[int, Any]]]
+
+_encode = msgspec.json.Encoder().encode
+_JSON = (b"content-type", b"application/json")
+
+
+def header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case), decoded as Latin-1 like Starlette."""
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def respond(
+    send: Send, status: int, content: Any, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    payload = _encode(content)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [_JSON, (b"content-length", str(len(payload)).encode()), *extra],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class Endpoint:
+    """An ASGI app around a :data:`Handler`, with the app's error mapping and a body
+    limit of ``max_bytes`` (declared or streamed: 413 ``request_too_large``)."""
+
+    def __init__(self, handler: Handler, max_bytes: int = 1 << 20) -> None:
+        self.handler = handler
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                await respond(send, 413, _too_large(self.max_bytes))
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        incoming = Incoming(scope["app"].state.context, scope["headers"], b"".join(chunks))
+        extra: list[tuple[bytes, bytes]] = []
+        try:
+            status, content = await self.handler(incoming)
+        except ApiError as exc:
+            status, content = exc.status, error_body(exc.code, exc.message)
+            for name, value in (exc.headers or {}).items():
+                extra.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+        except Rejected as exc:
+            status, content = status_for(exc.code), error_body(exc.code, exc.message)
+        except ServiceStopped:
+            status = 503
+            content = error_body(
+                "service_unavailable", "the exchange stopped after a failed commit"
+            )
+        except Exception:
+            # What the server-error middleware does for the other routes, in JSON.
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            status, content = 500, error_body("internal_error", "internal server error")
+        await respond(send, status, content, extra)
+
+
+def _too_large(max_bytes: int) -> dict[str, Any]:
+    return error_body("request_too_large", f"bodies are at most {max_bytes} bytes")
+
+
+class FrontDoor:
+    """Serve the lean routes before the app's middleware stack; pass everything else on.
+
+    What the skipped layers would have done is done here: an oversized body is refused
+    with 413 (declared length here, streamed in :class:`Endpoint`), and an unexpected
+    exception is logged and answered with a JSON 500 (:class:`Endpoint`).
+    """
+
+    def __init__(self, app: Any, routes: Sequence[Route], max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.routes: dict[tuple[str, str], Endpoint] = {}
+        for r in routes:
+            assert isinstance(r.endpoint, Endpoint)
+            endpoint = Endpoint(r.endpoint.handler, max_bytes)
+            for method in r.methods or ():
+                self.routes[(method, r.path)] = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = (
+            self.routes.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
+        )
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                await respond(send, 413, _too_large(self.max_bytes))
+                return
+        await endpoint(scope, receive, send)
+
+
+def route(path: str, method: str, handler: Handler, openapi: dict[str, Any]) -> Route:
+    """A Starlette route for a lean endpoint; ``openapi`` is its operation object, put
+    into the app's schema by :func:`document`."""
+    r = Route(path, Endpoint(handler), methods=[method], name=handler.__name__)
+    r.openapi = (method.lower(), openapi)  # type: ignore[attr-defined]
+    return r
+
+
+def document(schema: dict[str, Any], routes: Sequence[Any]) -> None:
+    """Add the operation objects of lean routes to an OpenAPI schema."""
+    paths = schema.setdefault("paths", {})
+    for r in routes:
+        described = getattr(r, "openapi", None)
+        if described is not None:
+            method, operation = described
+            paths.setdefault(r.path, {})[method] = operation
