@@ -127,7 +127,11 @@ class ExchangeService:
         self._unprojected_since = 0.0  # when the oldest unprojected operation was applied
         self._flush_waiters: list[asyncio.Future[None]] = []
         store.lock_writer()
-        self._recover()
+        try:
+            self._recover()
+        except BaseException:
+            store.close()  # release the writer lock: this service will never run
+            raise
         if self.seq == 0:
             first = start_us if start_us is not None else wall_clock_us()
             self.execute([Submission(AdvanceClock(first))])

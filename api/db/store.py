@@ -167,6 +167,13 @@ class Store:
             for seq, payload in result:
                 yield seq, decode_operation(bytes(payload))
 
+    def operation_at(self, seq: int) -> Operation | None:
+        """The logged operation ``seq``, decoded (None when the log does not hold it)."""
+        table = _TABLES["operation_log"]
+        with self.engine.connect() as conn:
+            payload = conn.execute(select(table.c.payload).where(table.c.seq == seq)).scalar()
+        return None if payload is None else decode_operation(bytes(payload))
+
     def last_seq(self) -> int:
         table = _TABLES["operation_log"]
         with self.engine.connect() as conn:

@@ -67,14 +67,18 @@ class Running:
 
     def race(self, ops: list[Operation], *, batch: bool = False) -> list[Any]:
         """Submit ``ops`` at once: from concurrent tasks, or as one ``submit_many``.
-        Each result is the operation's outcome or its Rejected."""
+        Each result is the operation's outcome or its Rejected. Returns once their
+        projections are written too (the tests read the tables)."""
 
         async def main() -> list[Any]:
             if batch:
                 items = await self.service.submit_many([Submission(op) for op in ops])
-                return [item.error if item.error is not None else item.outcome for item in items]
-            tasks = [asyncio.create_task(self.service.submit(op)) for op in ops]
-            return list(await asyncio.gather(*tasks, return_exceptions=True))
+                out = [item.error if item.error is not None else item.outcome for item in items]
+            else:
+                tasks = [asyncio.create_task(self.service.submit(op)) for op in ops]
+                out = list(await asyncio.gather(*tasks, return_exceptions=True))
+            await self.service.flush()
+            return out
 
         return self.loop.run_until_complete(main())
 
@@ -184,15 +188,21 @@ def test_double_settlement_has_exactly_one_winner(
         thread.join(timeout=30)
     assert sorted(outcomes) == ["committed", "duplicate"]
 
-    # The writer cannot settle that contract a second time either: its commit is refused,
-    # the service stops (fail-stop) and nothing of the refused batch is durable.
+    # The writer cannot record that contract's settlement a second time either: the
+    # projection's commit is refused and the service stops (fail-stop). The operation was
+    # logged before its projection: it is durable, and the projections stop short of it.
     seq = service.seq
     with pytest.raises(sqlalchemy.exc.IntegrityError):
         service.run(AdvanceClock(window_end(core, market.symbols[3]) + 2 * DEFAULT_GRACE_US))
     with pytest.raises(ServiceStopped):
         service.run(Deposit(market.lab, 1))
-    assert reader.count("operation_log") == seq
+    assert reader.count("operation_log") == seq + 1
+    assert reader.projected_seq() == seq
     run.stop()
+    # A restart projects it again, meets the same conflicting row, and refuses to serve
+    # tables that disagree with the log.
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        start_service(open_pg_store())
 
 
 # ---------------------------------------------------------------------- withdrawals

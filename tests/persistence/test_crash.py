@@ -9,7 +9,8 @@ then restarts a service on the same database and checks that:
   with, and at most one committed operation was not yet acknowledged;
 * the log is gapless and holds the stream's operations in order;
 * the restarted state hash equals a clean in-memory replay of the logged operations, and
-  every invariant holds, and the projections agree with the core (same transaction);
+  every invariant holds, and the projections agree with the core (a kill between an
+  operation's log commit and its projection's commit is repaired on restart);
 * the restarted service carries on writing.
 
 The seed is random per run and shown on failure; set ``SUANLI_CRASH_SEED`` to replay one.

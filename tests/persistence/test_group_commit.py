@@ -70,13 +70,6 @@ def _logged_seqs(reader: Store) -> list[int]:
     return [seq for seq, _ in reader.operations()]
 
 
-def _logged(reader: Store, seq: int) -> object | None:
-    """The operation logged under ``seq``, read back through an independent connection."""
-    for _, op in reader.operations(after=seq - 1):
-        return op
-    return None
-
-
 def _spy_commits(service: ExchangeService) -> list[int]:
     """Record how many operations each commit carried."""
     sizes: list[int] = []
@@ -106,7 +99,7 @@ def test_submit_many_is_durable_when_it_returns(open_store: Callable[..., Store]
             # Right after the await, before anything else runs: durable.
             for item in items:
                 if item.error is None:
-                    assert _logged(reader, item.seq) == item.op, f"{item.seq} not durable"
+                    assert reader.operation_at(item.seq) == item.op, f"{item.seq} not durable"
             # The projections follow the log; flush() waits for them.
             await service.flush()
             for item in items:

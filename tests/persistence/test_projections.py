@@ -1,4 +1,4 @@
-"""Every operation kind writes its log row and its projection rows, in the same commit.
+"""Every operation kind writes its log row and its projection rows (the log row first).
 
 The rows are then compared with the core they were rendered from: orders, contracts,
 instruments, settlements, the per-instrument event sequence, and the ledger (the

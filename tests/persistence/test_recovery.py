@@ -9,6 +9,7 @@ balances, per-instrument sequence numbers, state hash), and at the end it equals
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from .market import (
     REFERENCE_PRICE,
     START_US,
     assert_conserved,
+    assert_projections_agree,
     core_options,
     realistic_stream,
     setup_market,
@@ -129,3 +131,37 @@ def test_operation_log_replays_to_the_same_state(open_store: Callable[..., Store
     assert replay(ops, **core_options()).state_hash() == service.core.state_hash()
     assert snapshot(strict) == snapshot(service.core)
     assert len(ops) > 300
+
+
+def test_operations_past_the_projection_watermark_are_projected_on_restart(
+    open_store: Callable[..., Store],
+) -> None:
+    """Acknowledged operations whose projections were never written (the process died
+    first) are projected when the service starts again, before it serves."""
+    service = start_service(open_store(), projection_delay=3600.0, projection_max=10**9)
+    market = setup_market(service.run)
+    projected = service.seq
+    stream = realistic_stream(random.Random(SEED), service.core, market)
+
+    async def crash_after_acks() -> None:
+        await service.start()
+        for op, _ in zip(stream, range(120), strict=False):
+            with contextlib.suppress(Rejected):
+                await service.submit(op)
+        # Die without writing the projections: no flush, no stop.
+        assert service._writer is not None
+        service._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await service._writer
+
+    asyncio.run(crash_after_acks())
+    assert service.seq > projected + 50
+    assert service.store.projected_seq() == projected, "projections were written early"
+    service.store.close()
+
+    restarted = start_service(open_store())
+    assert restarted.seq == service.seq
+    assert restarted.store.projected_seq() == restarted.seq
+    assert snapshot(restarted.core) == snapshot(service.core)
+    assert_projections_agree(restarted)
+    assert_conserved(restarted.core, restarted.store.engine)
