@@ -50,36 +50,78 @@ class Applied(msgspec.Struct, gc=False):
     delivery: tuple[int, int, int, int, int] | None = None
 
 
-def log_row(seq: int, applied_at: int, op: Operation) -> dict[str, Any]:
-    """The operation log row of an accepted operation: its durable record."""
-    return {
-        "seq": seq,
-        "applied_at": applied_at,
-        "kind": type(op).__name__,
-        "payload": encode_operation(op),
-    }
+def log_row(seq: int, applied_at: int, op: Operation) -> tuple[int, int, str, bytes]:
+    """The operation log row of an accepted operation, its durable record, in the column
+    order of :data:`api.db.store.LOG_COLUMNS`."""
+    return (seq, applied_at, type(op).__name__, encode_operation(op))
 
 
 _json = msgspec.json.Encoder()
 
 
+# The busiest tables take tuple rows in these column orders (Batch.columns).
+EVENT_COLUMNS = ("symbol", "seq", "type", "payload")
+TRADE_COLUMNS = (
+    "id",
+    "symbol",
+    "price",
+    "quantity",
+    "taker_side",
+    "taker_order_id",
+    "maker_order_id",
+    "ts",
+)
+TRANSFER_COLUMNS = (
+    "id",
+    "ts",
+    "debit_owner",
+    "debit_kind",
+    "credit_owner",
+    "credit_kind",
+    "amount",
+    "code",
+    "ref",
+)
+ORDER_COLUMNS = (
+    "id",
+    "client_order_id",
+    "account_id",
+    "symbol",
+    "side",
+    "order_type",
+    "price",
+    "quantity",
+    "filled",
+    "remaining",
+    "status",
+    "time_in_force",
+    "created_at",
+    "updated_at",
+)
+
+
+def order_values(o: OrderState) -> tuple[Any, ...]:
+    """An order's row in :data:`ORDER_COLUMNS` order (str enums bind as their text)."""
+    return (
+        o.id,
+        o.client_order_id,
+        o.account_id,
+        o.symbol,
+        o.side,
+        o.order_type,
+        o.price,
+        o.quantity,
+        o.filled,
+        o.remaining,
+        o.status,
+        o.time_in_force,
+        o.created_at,
+        o.updated_at,
+    )
+
+
 def order_row(o: OrderState) -> dict[str, Any]:
-    return {
-        "id": o.id,
-        "client_order_id": o.client_order_id,
-        "account_id": o.account_id,
-        "symbol": o.symbol,
-        "side": o.side,  # str enums bind as their text
-        "order_type": o.order_type,
-        "price": o.price,
-        "quantity": o.quantity,
-        "filled": o.filled,
-        "remaining": o.remaining,
-        "status": o.status,
-        "time_in_force": o.time_in_force,
-        "created_at": o.created_at,
-        "updated_at": o.updated_at,
-    }
+    return dict(zip(ORDER_COLUMNS, order_values(o), strict=True))
 
 
 def contract_row(c: Contract) -> dict[str, Any]:
@@ -142,13 +184,22 @@ def project(batch: Batch, core: ExchangeCore, run: list[Applied]) -> None:
     """
     if not run:
         return
+    for table, columns in (
+        ("events", EVENT_COLUMNS),
+        ("trades", TRADE_COLUMNS),
+        ("ledger_transfers", TRANSFER_COLUMNS),
+        ("orders", ORDER_COLUMNS),
+    ):
+        batch.columns(table, columns)
     orders: set[int] = set()
     contracts: set[int] = set()
     tiers = False
     for applied in run:
         tiers |= _project_one(batch, core, applied, orders, contracts)
+    rows = batch.upserts.setdefault("orders", {})
+    core_orders = core.orders
     for order_id in sorted(orders):
-        batch.upsert("orders", order_id, order_row(core.orders[order_id]))
+        rows[order_id] = order_values(core_orders[order_id])
     for contract_id in sorted(contracts):
         batch.upsert("contracts", contract_id, contract_row(core.contracts[contract_id]))
     if tiers:
@@ -162,29 +213,23 @@ def _project_one(
     """Rows of one operation; collects the orders and contracts to upsert. Returns whether
     the tiers' rows are to be rewritten."""
     op, result, changes = applied.op, applied.result, applied.changes
+    encode = _json.encode
+    events = batch.inserts.setdefault("events", [])
     for event in changes.events:
-        batch.insert(
-            "events",
-            {
-                "symbol": event.symbol,
-                "seq": event.seq,
-                "type": type(event).__name__,
-                "payload": _json.encode(event),
-            },
-        )
+        events.append((event.symbol, event.seq, type(event).__name__, encode(event)))
         if isinstance(event, Trade):
             batch.insert(
                 "trades",
-                {
-                    "id": event.trade_id,
-                    "symbol": event.symbol,
-                    "price": event.price,
-                    "quantity": event.quantity,
-                    "taker_side": event.taker_side.value,
-                    "taker_order_id": event.taker_order_id,
-                    "maker_order_id": event.maker_order_id,
-                    "ts": event.ts,
-                },
+                (
+                    event.trade_id,
+                    event.symbol,
+                    event.price,
+                    event.quantity,
+                    event.taker_side,
+                    event.taker_order_id,
+                    event.maker_order_id,
+                    event.ts,
+                ),
             )
         elif isinstance(event, InstrumentListed | InstrumentStateChanged):
             inst = core.instruments[event.symbol]
@@ -200,21 +245,22 @@ def _project_one(
                     "state": inst.state.value,
                 },
             )
-    for transfer in changes.transfers:
-        batch.insert(
-            "ledger_transfers",
-            {
-                "id": transfer.id,
-                "ts": transfer.ts,
-                "debit_owner": transfer.debit_owner,
-                "debit_kind": transfer.debit_kind,
-                "credit_owner": transfer.credit_owner,
-                "credit_kind": transfer.credit_kind,
-                "amount": format_money(transfer.amount),
-                "code": transfer.code,
-                "ref": transfer.ref,
-            },
-        )
+    if changes.transfers:
+        transfers = batch.inserts.setdefault("ledger_transfers", [])
+        for t in changes.transfers:
+            transfers.append(
+                (
+                    t.id,
+                    t.ts,
+                    t.debit_owner,
+                    t.debit_kind,
+                    t.credit_owner,
+                    t.credit_kind,
+                    format_money(t.amount),
+                    t.code,
+                    t.ref,
+                )
+            )
     orders.update(changes.orders)
     contracts.update(changes.contracts)
     for contract_id in changes.settled:

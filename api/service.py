@@ -28,6 +28,7 @@ import contextlib
 import gc
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,6 +125,14 @@ class ExchangeService:
         # Applied and logged, not yet projected; and callers waiting for the projections.
         self._unprojected: list[Applied] = []
         self._projecting = False  # a projection transaction is being written
+        # Where projections commit on their own connection (PostgreSQL), their writes run
+        # on this one thread, in order, while the log goes on being written.
+        self._projector = (
+            ThreadPoolExecutor(1, thread_name_prefix="suanli-projector")
+            if store.concurrent_projections
+            else None
+        )
+        self._projection_write: asyncio.Future[None] | None = None
         self._unprojected_since = 0.0  # when the oldest unprojected operation was applied
         self._flush_waiters: list[asyncio.Future[None]] = []
         store.lock_writer()
@@ -131,6 +140,8 @@ class ExchangeService:
             self._recover()
         except BaseException:
             store.close()  # release the writer lock: this service will never run
+            if self._projector is not None:
+                self._projector.shutdown()
             raise
         if self.seq == 0:
             first = start_us if start_us is not None else wall_clock_us()
@@ -171,8 +182,13 @@ class ExchangeService:
         return batch
 
     def _write_projections(self) -> None:
+        """Write the pending projections now, synchronously (start-up, execute())."""
         if self._unprojected:
-            self.store.write(self._projection_batch())
+            batch = self._projection_batch()
+            if self._projector is None:
+                self.store.write_projection(batch)
+            else:  # behind any projection write still running on the projector thread
+                self._projector.submit(self.store.write_projection, batch).result()
 
     # ------------------------------------------------------------------ applying
     def _apply(self, items: Iterable[Submission]) -> tuple[Batch, Published]:
@@ -271,6 +287,11 @@ class ExchangeService:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        if self._projection_write is not None:
+            with contextlib.suppress(Exception):
+                await self._projection_write
+        if self._projector is not None:
+            self._projector.shutdown(wait=True)
         self.store.close()
 
     async def flush(self) -> None:
@@ -279,7 +300,12 @@ class ExchangeService:
             raise ServiceStopped(str(self.stopped))
         if self._queue is None:
             raise RuntimeError("service not started")
-        if not self._unprojected and self._queue.empty() and not self._projecting:
+        if (
+            not self._unprojected
+            and self._queue.empty()
+            and not self._projecting
+            and self._projection_write is None
+        ):
             return
         waiter = asyncio.get_running_loop().create_future()
         self._flush_waiters.append(waiter)
@@ -338,13 +364,17 @@ class ExchangeService:
         items: list[Submission] = []
         try:
             while True:
+                written = self._projection_write
+                if written is not None and written.done():
+                    self._projection_write = None
+                    written.result()  # a failed projection commit stops the writer
                 if in_flight is None:
                     if self._unprojected and self._projection_due():
-                        self._projecting = True
-                        batch = self._projection_batch()
-                        await loop.run_in_executor(None, self.store.write, batch)
-                        self._projecting = False
+                        await self._start_projection(loop)
                     if self._flush_waiters and not self._unprojected:
+                        if self._projection_write is not None:
+                            await self._projection_write
+                            self._projection_write = None
                         for waiter in self._flush_waiters:
                             if not waiter.done():
                                 waiter.set_result(None)
@@ -380,6 +410,23 @@ class ExchangeService:
             self._fail_queued(queue, exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
+
+    async def _start_projection(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write the projections of everything applied (all of it committed to the log).
+        On the writer's connection, the log waits for them; on a connection of their own,
+        they commit while the log goes on (one projection write at a time, in order)."""
+        if self._projector is None:
+            self._projecting = True
+            batch = self._projection_batch()
+            await loop.run_in_executor(None, self.store.write_projection, batch)
+            self._projecting = False
+            return
+        if self._projection_write is not None:
+            await self._projection_write
+        batch = self._projection_batch()
+        self._projection_write = loop.run_in_executor(
+            self._projector, self.store.write_projection, batch
+        )
 
     def _projection_due(self) -> bool:
         """Projections are written in runs: when ``projection_max`` operations wait, when

@@ -640,11 +640,15 @@ class ExchangeCore:
 
     # ================================================================== orders
     def _place_order(self, op: PlaceOrder) -> OrderState:
-        self.account(op.account_id)
-        if op.client_order_id is not None:
-            if not 1 <= len(op.client_order_id) <= 64:
+        # The busiest operation: attribute and method lookups are hoisted into locals.
+        account_id = op.account_id
+        if account_id not in self.accounts:
+            raise Rejected("account_not_found", f"no account {account_id}")
+        client_order_id = op.client_order_id
+        if client_order_id is not None:
+            if not 1 <= len(client_order_id) <= 64:
                 raise Rejected("invalid_client_order_id", "client_order_id is 1 to 64 characters")
-            existing = self.client_ids.get((op.account_id, op.client_order_id))
+            existing = self.client_ids.get((account_id, client_order_id))
             if existing is not None:
                 original = self.orders[existing]
                 if not same_order(original, op):
@@ -653,96 +657,109 @@ class ExchangeCore:
                         "this client_order_id was used for a different order",
                     )
                 return original  # idempotent resubmission: no new order
-        inst = self.instrument(op.symbol)
+        inst = self.instruments.get(op.symbol)  # type: ignore[call-overload]
+        if inst is None:
+            raise Rejected("instrument_not_found", f"no instrument {op.symbol}")
+        symbol = inst.instrument.symbol
         engine = self.engine
         order_id = self._ids["order"]
-        price = Price(op.price) if op.price is not None else None
-        expire_time = Timestamp(op.expire_time) if op.expire_time is not None else None
+        side = op.side
+        quantity = op.quantity
         code, limit = engine.validate_place(
-            OrderId(order_id),
-            inst.symbol,
-            op.side,
-            price,
-            Quantity(op.quantity),
+            order_id,  # type: ignore[arg-type]
+            symbol,
+            side,
+            op.price,  # type: ignore[arg-type]
+            quantity,  # type: ignore[arg-type]
             op.order_type,
             op.time_in_force,
-            expire_time,
+            op.expire_time,  # type: ignore[arg-type]
             op.post_only,
         )
         if code is not ResultCode.OK:
             raise Rejected(code.code)
-        if self.open_counts.get((op.account_id, inst.symbol), 0) >= self.max_open_orders:
+        key = (account_id, symbol)
+        open_count = self.open_counts.get(key, 0)
+        if open_count >= self.max_open_orders:
             raise Rejected("too_many_open_orders", f"at most {self.max_open_orders} open orders")
-        tier = inst.instrument.tier
-        record = self.tiers[tier.code]
-        fees = (record.tier.maker_fee_bps, record.tier.taker_fee_bps)
-        penalty_bps = record.tier.shortfall_penalty_bps
+        tier = self.tiers[inst.instrument.tier.code].tier
+        maker_bps, taker_bps = tier.maker_fee_bps, tier.taker_fee_bps
+        penalty_bps = tier.shortfall_penalty_bps
+        ledger = self.ledger
         pools: list[tuple[int, int]] = []
-        if op.side is Side.BUY:
+        if side is Side.BUY:
             risk_price = int(limit)
-            need = buy_hold(risk_price, op.quantity, max(fees))
+            need = buy_hold(risk_price, quantity, max(maker_bps, taker_bps))
         else:
-            best_bid = engine.book(inst.symbol).best_bid
+            best_bid = engine.book(symbol).best_bid
             risk_price = max(int(limit), best_bid or 0)
-            need = sell_collateral(risk_price, op.quantity, penalty_bps)
-            pools = self.eligible_pools(op.account_id, tier)
-            if self.capacity.available_quantity(pools, inst.hours) < op.quantity:
+            need = sell_collateral(risk_price, quantity, penalty_bps)
+            pools = self.eligible_pools(account_id, inst.instrument.tier)
+            if self.capacity.available_quantity(pools, inst.hours) < quantity:
                 raise Rejected("insufficient_capacity", "not enough uncommitted capacity")
-        if self.ledger.available(op.account_id) < need:
+        if ledger.available(account_id) < need:
             raise Rejected("insufficient_funds", "available balance is below the order's hold")
-        if op.side is Side.SELL and not self.capacity.reserve(
-            order_id, op.account_id, pools, inst.hours, op.quantity
+        if side is Side.SELL and not self.capacity.reserve(
+            order_id, account_id, pools, inst.hours, quantity
         ):
             raise Rejected("insufficient_capacity", "not enough uncommitted capacity")
 
         # ---- accepted: nothing below can refuse.
-        self._next_id("order")
+        self._ids["order"] = order_id + 1
+        now = self.now
         order = OrderState(
             id=order_id,
-            client_order_id=op.client_order_id,
-            account_id=op.account_id,
-            symbol=inst.symbol,
-            side=op.side,
+            client_order_id=client_order_id,
+            account_id=account_id,
+            symbol=symbol,
+            side=side,
             order_type=op.order_type,
             price=int(limit),
-            quantity=op.quantity,
+            quantity=quantity,
             time_in_force=op.time_in_force,
             expire_time=op.expire_time,
             post_only=op.post_only,
             stp=op.stp.value,
-            created_at=self.now,
-            maker_fee_bps=fees[0],
-            taker_fee_bps=fees[1],
+            created_at=now,
+            maker_fee_bps=maker_bps,
+            taker_fee_bps=taker_bps,
             penalty_bps=penalty_bps,
             risk_price=risk_price,
-            remaining=op.quantity,
-            updated_at=self.now,
+            remaining=quantity,
+            updated_at=now,
             fills=[],
         )
-        hold = self.ledger.open_hold(Timestamp(self.now), op.account_id, need, f"order:{order_id}")
+        hold = ledger.open_hold(now, account_id, need, f"order:{order_id}")  # type: ignore[arg-type]
         order.hold_id = hold.id
         self.orders[order_id] = order
-        self.account_orders.setdefault(op.account_id, []).append(order_id)
-        if op.client_order_id is not None:
-            self.client_ids[(op.account_id, op.client_order_id)] = order_id
-        key = (op.account_id, inst.symbol)
-        self.open_counts[key] = self.open_counts.get(key, 0) + 1
+        account_orders = self.account_orders.get(account_id)
+        if account_orders is None:
+            self.account_orders[account_id] = [order_id]
+        else:
+            account_orders.append(order_id)
+        if client_order_id is not None:
+            self.client_ids[(account_id, client_order_id)] = order_id
+        self.open_counts[key] = open_count + 1
         self.touched_orders.add(order_id)
         outcome = engine.place(
-            OrderId(order_id),
-            AccountId(op.account_id),
-            inst.symbol,
-            op.side,
-            price,
-            Quantity(op.quantity),
+            order_id,  # type: ignore[arg-type]
+            account_id,  # type: ignore[arg-type]
+            symbol,
+            side,
+            op.price,  # type: ignore[arg-type]
+            quantity,  # type: ignore[arg-type]
             op.order_type,
             op.time_in_force,
-            expire_time,
+            op.expire_time,  # type: ignore[arg-type]
             op.post_only,
             op.stp,
         )
         self._engine(outcome)
-        if order.is_open and order.side is Side.SELL and order.risk_price != order.price:
+        if (
+            side is Side.SELL
+            and order.risk_price != order.price
+            and order.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+        ):
             order.risk_price = order.price  # rests as a maker: trades only at its own price
             self._trim_hold(order)
         return order

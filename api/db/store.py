@@ -24,7 +24,7 @@ from api.db.engine import make_engine
 from api.db.migrate import upgrade
 from exchange.operations import Operation, decode_operation
 
-__all__ = ["Batch", "Store", "WriterLocked", "hash_key"]
+__all__ = ["LOG_COLUMNS", "Batch", "Row", "Store", "WriterLocked", "hash_key"]
 
 #: First half of the single writer's advisory lock on PostgreSQL ("suan" in ASCII); the
 #: second half is the hash of the schema, so exchanges in separate schemas do not collide.
@@ -40,19 +40,31 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+Row = dict[str, Any] | tuple[Any, ...]
+
+
 @dataclass
 class Batch:
-    """Rows of one group commit. ``upserts`` replace rows by primary key."""
+    """Rows of one transaction. ``upserts`` replace rows by primary key.
 
-    operations: list[dict[str, Any]] = field(default_factory=list)
-    inserts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    upserts: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
+    A row is a dict of its columns, or, for the busiest tables, a tuple in the column
+    order that :meth:`columns` declares for that table (no dict built per row).
+    """
 
-    def insert(self, table: str, row: dict[str, Any]) -> None:
+    operations: list[Row] = field(default_factory=list)
+    inserts: dict[str, list[Row]] = field(default_factory=dict)
+    upserts: dict[str, dict[Any, Row]] = field(default_factory=dict)
+    declared: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def insert(self, table: str, row: Row) -> None:
         self.inserts.setdefault(table, []).append(row)
 
-    def upsert(self, table: str, key: Any, row: dict[str, Any]) -> None:
+    def upsert(self, table: str, key: Any, row: Row) -> None:
         self.upserts.setdefault(table, {})[key] = row
+
+    def columns(self, table: str, columns: tuple[str, ...]) -> None:
+        """Declare the column order of ``table``'s tuple rows in this batch."""
+        self.declared[table] = columns
 
     def __bool__(self) -> bool:
         return bool(self.operations or self.inserts or self.upserts)
@@ -81,6 +93,10 @@ _TABLES: dict[str, Table] = {
         ("projection_state", t.ProjectionStateRow),
     )
 }
+#: Rows per INSERT statement on PostgreSQL.
+_PG_ROWS = 500
+#: The column order of operation-log rows given as tuples.
+LOG_COLUMNS = ("seq", "applied_at", "kind", "payload")
 # Insert order respects what a reader expects to find together (log first).
 _INSERT_ORDER = list(_TABLES)
 
@@ -93,8 +109,9 @@ class Store:
         self.engine: Engine = make_engine(url)
         self.dialect = self.engine.dialect.name
         self._lock: Any = None
-        self._statements: dict[tuple[str, tuple[str, ...], bool], str] = {}
+        self._statements: dict[tuple[str, tuple[str, ...], bool, int], str] = {}
         self._writer: Connection | None = None
+        self._projector: Connection | None = None
         if migrate:
             upgrade(self.engine)
 
@@ -146,9 +163,11 @@ class Store:
             self._lock = handle
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        for slot in ("_writer", "_projector"):
+            conn = getattr(self, slot)
+            if conn is not None:
+                conn.close()
+                setattr(self, slot, None)
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -208,46 +227,71 @@ class Store:
             )
 
     # ------------------------------------------------------------------ writing
+    @property
+    def concurrent_projections(self) -> bool:
+        """Whether projections can commit on a connection of their own while the log is
+        being written: on PostgreSQL (row locks, disjoint tables); not on SQLite, which
+        has one writer at a time, so there they share the writer's connection."""
+        return self.dialect == "postgresql"
+
     def write(self, batch: Batch) -> None:
         """Write one batch in one transaction; returns only once it is durable."""
+        self._write_on("_writer", batch)
+
+    def write_projection(self, batch: Batch) -> None:
+        """Write a batch of projection rows: on their own connection where
+        :attr:`concurrent_projections`, else like :meth:`write`."""
+        self._write_on("_projector" if self.concurrent_projections else "_writer", batch)
+
+    def _write_on(self, slot: str, batch: Batch) -> None:
         if not batch:
             return
-        # The writer keeps one connection: no pool checkout (nor, on PostgreSQL, a
+        # A writer keeps one connection: no pool checkout (nor, on PostgreSQL, a
         # pre-ping round trip) per group commit. A broken connection fails the write,
         # which stops the service; a restart reconnects.
-        conn = self._writer
+        conn: Connection | None = getattr(self, slot)
         if conn is None:
-            conn = self._writer = self.engine.connect()
+            conn = self.engine.connect()
+            setattr(self, slot, conn)
         try:
             with conn.begin():
                 self._write(conn, batch)
         except BaseException:
-            self._writer = None
+            setattr(self, slot, None)
             conn.close()
             raise
 
     def _write(self, conn: Connection, batch: Batch) -> None:
         # Plain DB-API executemany with statements built once per table and column set:
         # SQLAlchemy's per-row parameter processing costs more than the database here.
+        declared = batch.declared
         if batch.operations:
-            self._execute(conn, "operation_log", batch.operations, upsert=False)
+            self._execute(
+                conn, "operation_log", batch.operations, upsert=False, declared=LOG_COLUMNS
+            )
         for name in _INSERT_ORDER:
             rows = batch.inserts.get(name)
             if rows:
-                self._execute(conn, name, rows, upsert=False)
+                self._execute(conn, name, rows, upsert=False, declared=declared.get(name))
             keyed = batch.upserts.get(name)
             if keyed:
-                self._execute(conn, name, list(keyed.values()), upsert=True)
+                self._execute(
+                    conn, name, list(keyed.values()), upsert=True, declared=declared.get(name)
+                )
 
-    def _statement(self, name: str, columns: tuple[str, ...], upsert: bool) -> str:
-        key = (name, columns, upsert)
+    def _statement(
+        self, name: str, columns: tuple[str, ...], upsert: bool, rows: int = 1
+    ) -> str:
+        """INSERT (or upsert) of ``rows`` rows: one row for executemany, several in one
+        VALUES list on PostgreSQL (one round trip instead of one per row)."""
+        key = (name, columns, upsert, rows)
         sql = self._statements.get(key)
         if sql is None:
             mark = "?" if self.dialect == "sqlite" else "%s"
             table = _TABLES[name]
-            sql = (
-                f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                f"VALUES ({', '.join(mark for _ in columns)})"
+            row = f"({', '.join(mark for _ in columns)})"
+            sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES " + ", ".join(
+                [row] * rows
             )
             if upsert:
                 keys = [c.name for c in table.primary_key.columns]
@@ -257,12 +301,34 @@ class Store:
         return sql
 
     def _execute(
-        self, conn: Connection, name: str, rows: Sequence[dict[str, Any]], *, upsert: bool
+        self,
+        conn: Connection,
+        name: str,
+        rows: Sequence[Row],
+        *,
+        upsert: bool,
+        declared: tuple[str, ...] | None = None,
     ) -> None:
-        columns = tuple(rows[0])
-        sql = self._statement(name, columns, upsert)
-        getter = operator.itemgetter(*columns)
-        params = (
-            [getter(row) for row in rows] if len(columns) > 1 else [(r[columns[0]],) for r in rows]
-        )
-        conn.exec_driver_sql(sql, params)
+        first = rows[0]
+        params: list[tuple[Any, ...]]
+        if isinstance(first, tuple):
+            assert declared is not None, f"tuple rows of {name} without declared columns"
+            columns = declared
+            params = list(rows)  # type: ignore[arg-type]
+        else:
+            columns = tuple(first)
+            getter = operator.itemgetter(*columns)
+            params = (
+                [getter(row) for row in rows]
+                if len(columns) > 1
+                else [(r[columns[0]],) for r in rows]  # type: ignore[call-overload]
+            )
+        if self.dialect != "postgresql":
+            conn.exec_driver_sql(self._statement(name, columns, upsert), params)
+            return
+        # PostgreSQL: many rows per statement, in chunks of a bounded size (statements
+        # are cached per row count, and a statement takes at most 65,535 parameters).
+        for start in range(0, len(params), _PG_ROWS):
+            chunk = params[start : start + _PG_ROWS]
+            flat = tuple(value for row in chunk for value in row)
+            conn.exec_driver_sql(self._statement(name, columns, upsert, len(chunk)), flat)
