@@ -279,9 +279,7 @@ class Store:
                     conn, name, list(keyed.values()), upsert=True, declared=declared.get(name)
                 )
 
-    def _statement(
-        self, name: str, columns: tuple[str, ...], upsert: bool, rows: int = 1
-    ) -> str:
+    def _statement(self, name: str, columns: tuple[str, ...], upsert: bool, rows: int = 1) -> str:
         """INSERT (or upsert) of ``rows`` rows: one row for executemany, several in one
         VALUES list on PostgreSQL (one round trip instead of one per row)."""
         key = (name, columns, upsert, rows)
