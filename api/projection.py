@@ -23,11 +23,15 @@ from exchange.operations import (
     AddHardware,
     AddPool,
     AdvanceClock,
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
     ConfirmHardware,
     CreateAccount,
     CreateGpuClass,
     CreateTier,
     Operation,
+    PlaceOrder,
     RegisterSite,
     ReportDelivery,
     UpdateTier,
@@ -207,6 +211,12 @@ def project(batch: Batch, core: ExchangeCore, run: list[Applied]) -> None:
     batch.upsert("projection_state", "tables", {"name": "tables", "seq": run[-1].seq})
 
 
+#: Events that write rows of their own besides their event row.
+_ROW_EVENTS = frozenset({Trade, InstrumentListed, InstrumentStateChanged})
+#: Operations whose rows are only events, transfers, orders and contracts.
+_ORDER_OPERATIONS = frozenset({PlaceOrder, AmendOrder, CancelOrder, CancelAll})
+
+
 def _project_one(
     batch: Batch, core: ExchangeCore, applied: Applied, orders: set[int], contracts: set[int]
 ) -> bool:
@@ -216,7 +226,10 @@ def _project_one(
     encode = _json.encode
     events = batch.inserts.setdefault("events", [])
     for event in changes.events:
-        events.append((event.symbol, event.seq, type(event).__name__, encode(event)))
+        kind = type(event)
+        events.append((event.symbol, event.seq, kind.__name__, encode(event)))
+        if kind not in _ROW_EVENTS:
+            continue
         if isinstance(event, Trade):
             batch.insert(
                 "trades",
@@ -277,6 +290,8 @@ def _project_one(
                 "penalty": format_money(c.penalty_paid),
             },
         )
+    if type(op) in _ORDER_OPERATIONS:
+        return False
     if isinstance(op, CreateAccount):
         batch.upsert(
             "accounts",

@@ -103,12 +103,19 @@ class Hub:
             conn.send(message)
 
     def publish(self, published: Published) -> None:
+        # Called after every commit: a channel nobody listens to only advances its
+        # sequence; no message is built for it.
+        subscribers = self.subscribers
         for event in published.events:
             if isinstance(event, BookChanged):
+                channel = "book:" + event.symbol
+                if not subscribers.get(channel):
+                    self.last_seq[channel] = event.seq
+                    continue
                 self._emit(
-                    f"book:{event.symbol}",
+                    channel,
                     {
-                        "channel": f"book:{event.symbol}",
+                        "channel": channel,
                         "type": "delta",
                         "sequence": event.seq,
                         "side": event.side.value,
@@ -117,10 +124,14 @@ class Hub:
                     },
                 )
             elif isinstance(event, Trade):
+                channel = "trades:" + event.symbol
+                if not subscribers.get(channel):
+                    self.last_seq[channel] = event.seq
+                    continue
                 self._emit(
-                    f"trades:{event.symbol}",
+                    channel,
                     {
-                        "channel": f"trades:{event.symbol}",
+                        "channel": channel,
                         "type": "trade",
                         "sequence": event.seq,
                         "id": event.trade_id,
@@ -130,13 +141,12 @@ class Hub:
                         "time": iso(event.ts),
                     },
                 )
+        watchers = subscribers.get("orders")
+        if not watchers:
+            return
         orders = self.ctx.service.core.orders
         for account_id, order_id in published.orders:
-            listeners = [
-                c
-                for c in self.subscribers.get("orders", ())
-                if c.account and c.account.id == account_id
-            ]
+            listeners = [c for c in watchers if c.account and c.account.id == account_id]
             if not listeners:
                 continue
             self.account_seq[account_id] += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -38,10 +39,13 @@ from exchange.units import (
 router = APIRouter(prefix="/v1", tags=["orders"])
 
 
+@functools.lru_cache(maxsize=4096)
 def _price(text: str | None) -> int | None:
+    """Cached (an ApiError is raised, not cached): prices and sizes repeat."""
     return units(text, PRICE_DECIMALS, "price")
 
 
+@functools.lru_cache(maxsize=4096)
 def _quantity(text: str | None) -> int | None:
     try:
         return units(text, QUANTITY_DECIMALS, "quantity")
@@ -49,6 +53,13 @@ def _quantity(text: str | None) -> int | None:
         if exc.code == "too_many_decimals":
             raise ApiError("invalid_lot", exc.message) from exc
         raise
+
+
+# The wire's literals -> enumeration members, by dictionary (no Enum.__call__).
+_SIDES = {s.value: s for s in Side}
+_TYPES = {t.value: t for t in OrderType}
+_TIFS = {t.value: t for t in TimeInForce}
+_STPS = {m.value: m for m in SelfTradePrevention}
 
 
 def to_operation(account: AccountRecord, body: OrderWire) -> PlaceOrder:
@@ -64,14 +75,14 @@ def to_operation(account: AccountRecord, body: OrderWire) -> PlaceOrder:
     return PlaceOrder(
         account_id=account.id,
         symbol=body.instrument,
-        side=Side(body.side),
+        side=_SIDES[body.side],
         quantity=_quantity(body.quantity) or 0,
         price=_price(body.price),
-        order_type=OrderType(body.type),
-        time_in_force=TimeInForce(tif),
+        order_type=_TYPES[body.type],
+        time_in_force=_TIFS[tif],
         expire_time=expire,
         post_only=body.post_only,
-        stp=SelfTradePrevention(body.stp),
+        stp=_STPS[body.stp],
         client_order_id=body.client_order_id,
     )
 

@@ -426,3 +426,31 @@ def test_non_ascii_digits_are_refused(api: Api) -> None:
         body = {"instrument": sym, "side": "buy", "price": "19", "quantity": "1", field: value}
         assert_error(api.post("/v1/orders", json=body, headers=a.headers), 422)
     assert api.operations() == ops
+
+
+def test_an_unexpected_error_in_order_entry_is_a_json_500_and_changes_nothing(
+    crash_safe: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Order entry is served before the app's middleware (api.endpoint.FrontDoor): an
+    unexpected exception there must still become a 500 with an error body, not a dropped
+    connection, and the exchange must go on answering."""
+    api = crash_safe
+    s = Setup(api)
+    before = api.operations()
+    service = api.client.app.state.context.service  # type: ignore[attr-defined]
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    body = {"instrument": s.sym, "side": "buy", "price": "19", "quantity": "1"}
+    with monkeypatch.context() as patch:
+        patch.setattr(service, "submit", broken)
+        patch.setattr(service, "submit_many", broken)
+        for path, sent in (("/v1/orders", body), ("/v1/orders/batch", {"orders": [body]})):
+            r = api.post(path, json=sent, headers=s.a.headers)
+            assert r.status_code == 500, (path, r.status_code, r.text)
+            assert r.json() == {
+                "error": {"code": "internal_error", "message": "internal server error"}
+            }
+    assert api.operations() == before
+    assert api.post("/v1/orders", json=body, headers=s.a.headers).status_code == 201
