@@ -149,7 +149,9 @@ def format_quantity(value: int) -> str:
     return format_units(value, QUANTITY_DECIMALS)
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def format_money(value: int) -> str:
+    """Cached: holds and fees of a busy market repeat (same prices, same lots)."""
     return format_units(value, MONEY_DECIMALS, min_places=2)
 
 
