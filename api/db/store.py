@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from api.db import tables as t
 from api.db.engine import make_engine
@@ -324,8 +325,23 @@ class Store:
         if self.dialect != "postgresql":
             conn.exec_driver_sql(self._statement(name, columns, upsert), params)
             return
-        # PostgreSQL: many rows per statement, in chunks of a bounded size (statements
-        # are cached per row count, and a statement takes at most 65,535 parameters).
+        if not upsert:
+            # PostgreSQL, appended rows: COPY, the server's bulk path (one round trip,
+            # no statement to parse or plan per row).
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            sql = f"COPY {_TABLES[name].name} ({', '.join(columns)}) FROM STDIN"
+            dbapi_error = self.engine.dialect.loaded_dbapi.Error
+            try:
+                with raw.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[attr-defined]
+                    for row in params:
+                        copy.write_row(row)
+            except dbapi_error as exc:  # as SQLAlchemy reports it for statements
+                raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
+            return
+        # PostgreSQL upserts: many rows per statement, in chunks of a bounded size
+        # (statements are cached per row count; a statement takes at most 65,535
+        # parameters).
         for start in range(0, len(params), _PG_ROWS):
             chunk = params[start : start + _PG_ROWS]
             flat = tuple(value for row in chunk for value in row)

@@ -1,0 +1,152 @@
+"""Where an order's time goes inside the writer, stage by stage, without HTTP.
+
+The workload of benchmarks/bench_http.py (one market maker alternating buys and sells
+around 20 CNY, 0.1 PF·h each) is applied to an in-memory core, and each stage that the
+service runs per order is timed on its own, in microseconds per order:
+
+* apply: ExchangeCore.apply (risk, hold, capacity, matching, contracts) and take_changes;
+* render: the order's JSON view (api.views.order_view) and its encoding;
+* log row: the operation-log row (what the acknowledging transaction writes);
+* log write: writing those rows in groups of --group, one transaction each (SQLite, WAL,
+  synchronous=FULL, so each includes an fsync), as the acknowledgement does;
+* projection rows / projection write: building and writing the projection rows (events,
+  ledger transfers, orders...) in runs of --run operations, as the service does behind
+  the log.
+
+Figures are per order on this machine; they move with the machine's load, so compare
+stages within one run. Not a test: it asserts nothing.
+
+    python benchmarks/bench_writer.py [--orders 20000] [--group 16] [--run 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+
+import msgspec
+
+from api.db.store import Batch, Store
+from api.projection import Applied, log_row, project
+from api.views import order_view
+from exchange.core import ExchangeCore
+from exchange.operations import (
+    AddPool,
+    CreateAccount,
+    CreateGpuClass,
+    CreateTier,
+    Deposit,
+    PlaceOrder,
+    RegisterSite,
+)
+from exchange.orders import Side
+from exchange.products import HOUR_US
+
+START = (1_795_000_000 * 10**6) // HOUR_US * HOUR_US
+CNY = 10**10
+PRICES = [199_000, 201_000, 199_500, 200_500, 200_000, 198_500, 201_500]
+
+
+def market() -> tuple[ExchangeCore, int, str]:
+    core = ExchangeCore(start=START, max_open_orders=10**9)
+    mm = core.apply(CreateAccount("market maker", "trader")).id
+    core.apply(Deposit(mm, 10**9 * CNY))
+    core.apply(CreateGpuClass("H", "Hopper", "fp16", "700"))
+    core.apply(
+        CreateTier(
+            code="FP16-H",
+            precision="fp16",
+            gpu_class="H",
+            min_green_grade=None,
+            tick=100,
+            lot=1000,
+            min_quantity=1000,
+            max_quantity=10**12,
+            price_band_bps=5000,
+            maker_fee_bps=5,
+            taker_fee_bps=10,
+            shortfall_penalty_bps=2000,
+            reference_price=200_000,
+        )
+    )
+    site = core.apply(RegisterSite(mm, "sh", "east", "1.25", "0")).id
+    core.apply(AddPool(mm, site, "nvidia-h100-sxm5-80gb", 1_000_000))
+    core.take_changes()
+    symbol = sorted(core.instruments, key=lambda s: core.instruments[s].instrument.window.start)
+    return core, mm, symbol[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument("--group", type=int, default=16, help="orders per log transaction")
+    parser.add_argument("--run", type=int, default=256, help="operations per projection")
+    args = parser.parse_args()
+    n = args.orders
+    core, mm, symbol = market()
+    ops = [
+        PlaceOrder(mm, symbol, Side.BUY if k % 2 == 0 else Side.SELL, 100_000, PRICES[k // 2 % 7])
+        for k in range(n)
+    ]
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+    clock = time.perf_counter
+    encode = msgspec.json.encode
+    t_apply = t_render = t_log = 0.0
+    applied: list[Applied] = []
+    logs: list[tuple[object, ...]] = []
+    for seq, op in enumerate(ops, start=1):
+        t0 = clock()
+        result = core.apply(op)
+        changes = core.take_changes()
+        t1 = clock()
+        encode(order_view(result))
+        t2 = clock()
+        logs.append(log_row(seq, core.now, op))
+        t3 = clock()
+        t_apply += t1 - t0
+        t_render += t2 - t1
+        t_log += t3 - t2
+        applied.append(Applied(seq, op, result, changes))
+    # Projection rows, built per run (the core is in its final state: like the service's
+    # last run, upserted rows are read from it).
+    t0 = clock()
+    runs = []
+    for start in range(0, n, args.run):
+        batch = Batch()
+        project(batch, core, applied[start : start + args.run])
+        runs.append(batch)
+    t_rows = clock() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(f"sqlite:///{tmp}/bench.db")
+        t0 = clock()
+        for start in range(0, n, args.group):
+            batch = Batch()
+            batch.operations.extend(logs[start : start + args.group])
+            store.write(batch)
+        t_log_write = clock() - t0
+        t0 = clock()
+        for batch in runs:
+            store.write(batch)
+        t_proj_write = clock() - t0
+        store.close()
+    print(f"{n:,} orders; log groups of {args.group}, projection runs of {args.run}")
+    print("stage                     us/order")
+    for name, seconds in (
+        ("apply", t_apply),
+        ("render", t_render),
+        ("log row", t_log),
+        ("log write (SQLite)", t_log_write),
+        ("projection rows", t_rows),
+        ("projection write (SQLite)", t_proj_write),
+    ):
+        print(f"{name:26s}{seconds / n * 1e6:8.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
