@@ -94,8 +94,8 @@ _TABLES: dict[str, Table] = {
         ("projection_state", t.ProjectionStateRow),
     )
 }
-#: Rows per INSERT statement on PostgreSQL.
-_PG_ROWS = 500
+#: Parameters per multi-row INSERT (the limits: PostgreSQL 65,535; SQLite 32,766).
+_PARAMETERS_PER_STATEMENT = 4_000
 #: The column order of operation-log rows given as tuples.
 LOG_COLUMNS = ("seq", "applied_at", "kind", "payload")
 # Insert order respects what a reader expects to find together (log first).
@@ -322,27 +322,35 @@ class Store:
                 if len(columns) > 1
                 else [(r[columns[0]],) for r in rows]  # type: ignore[call-overload]
             )
-        if self.dialect != "postgresql":
-            conn.exec_driver_sql(self._statement(name, columns, upsert), params)
+        if self.dialect == "postgresql" and not upsert:
+            self._copy(conn, name, columns, params)
             return
-        if not upsert:
-            # PostgreSQL, appended rows: COPY, the server's bulk path (one round trip,
-            # no statement to parse or plan per row).
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            sql = f"COPY {_TABLES[name].name} ({', '.join(columns)}) FROM STDIN"
-            dbapi_error = self.engine.dialect.loaded_dbapi.Error
-            try:
-                with raw.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[attr-defined]
-                    for row in params:
-                        copy.write_row(row)
-            except dbapi_error as exc:  # as SQLAlchemy reports it for statements
-                raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
-            return
-        # PostgreSQL upserts: many rows per statement, in chunks of a bounded size
-        # (statements are cached per row count; a statement takes at most 65,535
-        # parameters).
-        for start in range(0, len(params), _PG_ROWS):
-            chunk = params[start : start + _PG_ROWS]
+        # Many rows per statement, in chunks of a bounded size (statements are cached per
+        # row count). On PostgreSQL one round trip instead of one per row; on SQLite one
+        # statement step, around which the driver gives up the interpreter lock, instead
+        # of one per row (each a chance for the event loop's thread to take it away).
+        rows_per = max(1, _PARAMETERS_PER_STATEMENT // len(columns))
+        for start in range(0, len(params), rows_per):
+            chunk = params[start : start + rows_per]
             flat = tuple(value for row in chunk for value in row)
             conn.exec_driver_sql(self._statement(name, columns, upsert, len(chunk)), flat)
+
+    def _copy(
+        self,
+        conn: Connection,
+        name: str,
+        columns: tuple[str, ...],
+        params: list[tuple[Any, ...]],
+    ) -> None:
+        """PostgreSQL, appended rows: COPY, the server's bulk path (one round trip, no
+        statement to parse or plan per row)."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        sql = f"COPY {_TABLES[name].name} ({', '.join(columns)}) FROM STDIN"
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            with raw.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[attr-defined]
+                for row in params:
+                    copy.write_row(row)
+        except dbapi_error as exc:  # as SQLAlchemy reports it for statements
+            raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
