@@ -11,8 +11,15 @@ from fastapi import FastAPI
 
 from api.db.store import Store
 from api.deps import Context, RateLimiter
-from api.endpoint import FrontDoor, document
-from api.errors import FastJSONResponse, error_body, install_error_handlers
+from api.endpoint import (
+    DEFAULT_MAX_BODY_BYTES,
+    FrontDoor,
+    declared_too_large,
+    document,
+    respond,
+    too_large,
+)
+from api.errors import FastJSONResponse, install_error_handlers
 from api.routes import accounts, catalog, market, operation, orders, sellers, web
 from api.service import ExchangeService, Submission, tune_gc
 from api.settings import Settings
@@ -51,10 +58,9 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await self._reject(send)
-                return
+        if declared_too_large(scope.get("headers", ()), self.max_bytes):
+            await respond(send, 413, too_large(self.max_bytes))
+            return
         # Read the body here, up to the limit, and hand it on whole: a limit raised from
         # inside the app's receive() would surface as a parse error, not a 413.
         chunks: list[bytes] = []
@@ -67,26 +73,13 @@ class BodySizeLimit:
             body = message.get("body", b"")
             seen += len(body)
             if seen > self.max_bytes:
-                await self._reject(send)
+                await respond(send, 413, too_large(self.max_bytes))
                 return
             chunks.append(body)
             if not message.get("more_body", False):
                 break
         whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, _replay([whole], receive), send)
-
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            error_body("request_too_large", f"bodies are at most {self.max_bytes} bytes")
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body.encode()})
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
@@ -107,11 +100,10 @@ class SuanliApp(FastAPI):
     """The FastAPI app with the order-entry routes served before its middleware stack
     (:class:`api.endpoint.FrontDoor`)."""
 
-    max_body_bytes = 1 << 20
+    max_body_bytes = DEFAULT_MAX_BODY_BYTES
 
     def build_middleware_stack(self) -> Any:
-        stack = super().build_middleware_stack()
-        return FrontDoor(stack, orders.ENTRY_ROUTES, self.max_body_bytes)
+        return FrontDoor(super().build_middleware_stack(), orders.ENTRY_ROUTES)
 
 
 def build_context(settings: Settings) -> Context:

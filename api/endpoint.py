@@ -24,9 +24,25 @@ from api.errors import ApiError, error_body, status_for
 from api.service import ServiceStopped
 from exchange.core import Rejected
 
-__all__ = ["Endpoint", "FrontDoor", "Handler", "Incoming", "document", "header", "route"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "Endpoint",
+    "FrontDoor",
+    "Handler",
+    "Incoming",
+    "body_limit",
+    "declared_too_large",
+    "document",
+    "header",
+    "respond",
+    "route",
+    "too_large",
+]
 
 log = logging.getLogger("suanli.api")
+
+#: The request body limit when the app sets none (``SUANLI_MAX_BODY_BYTES`` does).
+DEFAULT_MAX_BODY_BYTES = 1 << 20
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -71,15 +87,33 @@ async def respond(
     await send({"type": "http.response.body", "body": payload})
 
 
-class Endpoint:
-    """An ASGI app around a :data:`Handler`, with the app's error mapping and a body
-    limit of ``max_bytes`` (declared or streamed: 413 ``request_too_large``)."""
+def too_large(max_bytes: int) -> dict[str, Any]:
+    """The 413 body for a request body over ``max_bytes``."""
+    return error_body("request_too_large", f"bodies are at most {max_bytes} bytes")
 
-    def __init__(self, handler: Handler, max_bytes: int = 1 << 20) -> None:
+
+def declared_too_large(headers: Sequence[tuple[bytes, bytes]], max_bytes: int) -> bool:
+    """Whether the declared Content-Length is unreadable or over ``max_bytes``."""
+    for name, value in headers:
+        if name == b"content-length":
+            return not value.isdigit() or int(value) > max_bytes
+    return False
+
+
+def body_limit(scope: Scope) -> int:
+    """The app's request body limit (``SuanliApp.max_body_bytes``)."""
+    return int(getattr(scope["app"], "max_body_bytes", DEFAULT_MAX_BODY_BYTES))
+
+
+class Endpoint:
+    """An ASGI app around a :data:`Handler`, with the app's error mapping and its body
+    limit (streamed bodies are counted: 413 ``request_too_large``)."""
+
+    def __init__(self, handler: Handler) -> None:
         self.handler = handler
-        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        max_bytes = body_limit(scope)
         chunks = []
         seen = 0
         while True:
@@ -88,8 +122,8 @@ class Endpoint:
                 return  # the client went away
             chunk = message.get("body", b"")
             seen += len(chunk)
-            if seen > self.max_bytes:
-                await respond(send, 413, _too_large(self.max_bytes))
+            if seen > max_bytes:
+                await respond(send, 413, too_large(max_bytes))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -116,10 +150,6 @@ class Endpoint:
         await respond(send, status, content, extra)
 
 
-def _too_large(max_bytes: int) -> dict[str, Any]:
-    return error_body("request_too_large", f"bodies are at most {max_bytes} bytes")
-
-
 class FrontDoor:
     """Serve the lean routes before the app's middleware stack; pass everything else on.
 
@@ -128,15 +158,13 @@ class FrontDoor:
     exception is logged and answered with a JSON 500 (:class:`Endpoint`).
     """
 
-    def __init__(self, app: Any, routes: Sequence[Route], max_bytes: int) -> None:
+    def __init__(self, app: Any, routes: Sequence[Route]) -> None:
         self.app = app
-        self.max_bytes = max_bytes
         self.routes: dict[tuple[str, str], Endpoint] = {}
         for r in routes:
             assert isinstance(r.endpoint, Endpoint)
-            endpoint = Endpoint(r.endpoint.handler, max_bytes)
             for method in r.methods or ():
-                self.routes[(method, r.path)] = endpoint
+                self.routes[(method, r.path)] = r.endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = (
@@ -145,10 +173,10 @@ class FrontDoor:
         if endpoint is None:
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await respond(send, 413, _too_large(self.max_bytes))
-                return
+        max_bytes = body_limit(scope)
+        if declared_too_large(scope["headers"], max_bytes):
+            await respond(send, 413, too_large(max_bytes))
+            return
         await endpoint(scope, receive, send)
 
 
