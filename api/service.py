@@ -115,6 +115,8 @@ class ExchangeService:
         self.check_invariants = check_invariants
         self.core = ExchangeCore(max_open_orders=max_open_orders)
         self.seq = 0
+        #: The last operation the projection tables include (their watermark).
+        self.projected_seq = 0
         self.stopped: BaseException | None = None
         self.listeners: list[Callable[[Published], None]] = []
         self._queue: asyncio.Queue[Submission] | None = None
@@ -165,6 +167,7 @@ class ExchangeService:
         if self.check_invariants:
             core.check()
         self._write_projections()
+        self.projected_seq = self.seq
 
     def _applied(self, seq: int, op: Operation, result: Any, changes: Any) -> Applied:
         delivery = None
@@ -173,22 +176,25 @@ class ExchangeService:
             delivery = (len(self.core.deliveries), contract_id, pool_id, device_seconds, ts)
         return Applied(seq, op, result, changes, delivery)
 
-    def _projection_batch(self) -> Batch:
-        """The projection rows of everything applied and not yet projected. Call only when
-        all of it is committed to the log, before anything more is applied."""
+    def _projection_batch(self) -> tuple[Batch, int]:
+        """The projection rows of everything applied and not yet projected, and the seq
+        they reach. Call only when all of it is committed to the log, before anything
+        more is applied."""
         batch = Batch()
+        upto = self._unprojected[-1].seq
         project(batch, self.core, self._unprojected)
         self._unprojected = []
-        return batch
+        return batch, upto
 
     def _write_projections(self) -> None:
         """Write the pending projections now, synchronously (start-up, execute())."""
         if self._unprojected:
-            batch = self._projection_batch()
+            batch, upto = self._projection_batch()
             if self._projector is None:
                 self.store.write_projection(batch)
             else:  # behind any projection write still running on the projector thread
                 self._projector.submit(self.store.write_projection, batch).result()
+            self.projected_seq = upto
 
     # ------------------------------------------------------------------ applying
     def _apply(self, items: Iterable[Submission]) -> tuple[Batch, Published]:
@@ -417,16 +423,21 @@ class ExchangeService:
         they commit while the log goes on (one projection write at a time, in order)."""
         if self._projector is None:
             self._projecting = True
-            batch = self._projection_batch()
+            batch, upto = self._projection_batch()
             await loop.run_in_executor(None, self.store.write_projection, batch)
+            self.projected_seq = upto
             self._projecting = False
             return
         if self._projection_write is not None:
             await self._projection_write
-        batch = self._projection_batch()
-        self._projection_write = loop.run_in_executor(
-            self._projector, self.store.write_projection, batch
-        )
+        batch, upto = self._projection_batch()
+        write = loop.run_in_executor(self._projector, self.store.write_projection, batch)
+        write.add_done_callback(lambda done: self._projected(done, upto))
+        self._projection_write = write
+
+    def _projected(self, write: asyncio.Future[None], upto: int) -> None:
+        if not write.cancelled() and write.exception() is None:
+            self.projected_seq = upto
 
     def _projection_due(self) -> bool:
         """Projections are written in runs: when ``projection_max`` operations wait, when

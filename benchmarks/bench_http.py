@@ -177,6 +177,18 @@ def operations(base: str) -> int:
     return int(httpx.get(base + "/v1/health", timeout=10).json()["operations"])
 
 
+def projection_lag(base: str) -> tuple[int, float]:
+    """Right after a load: how many acknowledged operations the projection tables do not
+    include yet, and how long until they do (ms)."""
+    t0 = time.perf_counter()
+    health = httpx.get(base + "/v1/health", timeout=10).json()
+    lag = int(health["operations"]) - int(health["projected_operations"])
+    while int(health["operations"]) > int(health["projected_operations"]):
+        time.sleep(0.005)
+        health = httpx.get(base + "/v1/health", timeout=10).json()
+    return lag, (time.perf_counter() - t0) * 1000
+
+
 async def ws_entry(
     base: str, key: str, symbol: str, seconds: float, in_flight: int = 256, batch: int = 1
 ) -> float:
@@ -325,6 +337,7 @@ def _bench_suanli(seconds: float, database_url: str | None, label: str) -> dict[
                 clients=8,
             )
             batch_ops = (operations(base) - before) / (time.perf_counter() - t0)
+            batch_lag = projection_lag(base)
             ws_rate = asyncio.run(ws_entry(base, key, symbol, seconds))
             ws_batch_rate = asyncio.run(
                 ws_entry(base, key, symbol, seconds, in_flight=800, batch=100)
@@ -334,6 +347,7 @@ def _bench_suanli(seconds: float, database_url: str | None, label: str) -> dict[
                 "peak": peak,
                 "half": half,
                 "batch_orders_per_s": batch_ops,
+                "batch_projection_lag": batch_lag,
                 "ws_orders_per_s": ws_rate,
                 "ws_batch_orders_per_s": ws_batch_rate,
             }
@@ -414,6 +428,12 @@ def main() -> int:
         print(f"suanli {label:10s} single   {single:>9,.0f} orders/s  p99 {p99:.2f} ms")
         print(f"suanli {label:10s} at half  {half:>9,.0f} orders/s  p99 {half_p99:.2f} ms")
         print(f"suanli {label:10s} batch    {batch:>9,.0f} orders/s")
+        lags = [r["batch_projection_lag"] for r in rs]
+        print(
+            f"  projections behind the log when the batch load stopped: "
+            f"{_median([lag for lag, _ in lags]):,.0f} operations, "
+            f"caught up {_median([ms for _, ms in lags]):,.0f} ms later"
+        )
         print(f"suanli {label:10s} ws       {ws:>9,.0f} orders/s (one order a message)")
         print(f"suanli {label:10s} ws batch {ws_batch:>9,.0f} orders/s (100 a message)")
         print(f"  ratio single / no-op: {single / noop:.2f}")

@@ -21,6 +21,7 @@ async def health(ctx: ContextDep) -> dict[str, Any]:
     return {
         "status": "ok" if service.stopped is None else "stopped",
         "operations": service.seq,
+        "projected_operations": service.projected_seq,
         "clock": service.clock,
         "now": iso(service.core.now),
         "database": service.store.dialect,

@@ -266,3 +266,18 @@ def test_trade_deliver_settle_balances_to_the_minor_unit(api_db: Api) -> None:
     )
     assert late.status_code == 422
     assert late.json()["error"]["code"] == "contract_settled"
+
+
+def test_health_reports_how_far_the_projections_reach(api_db: Api) -> None:
+    """The acknowledgement commits the operation log; the projection tables follow, and
+    a read of one (the account ledger) waits for them. /v1/health shows both counts."""
+    api = api_db
+    symbols = api.market()
+    buyer = api.trader("lab")
+    api.order(buyer, symbols[-1], "buy", "19", "1")
+    health = api.ok(api.get("/v1/health"))
+    assert 0 < health["projected_operations"] <= health["operations"]
+    ledger = api.ok(api.get("/v1/account/ledger", headers=buyer.headers))
+    assert ledger["data"], "the deposit and the order's hold are in the journal"
+    health = api.ok(api.get("/v1/health"))
+    assert health["projected_operations"] == health["operations"]

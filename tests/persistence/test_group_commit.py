@@ -102,6 +102,8 @@ def test_submit_many_is_durable_when_it_returns(open_store: Callable[..., Store]
                     assert reader.operation_at(item.seq) == item.op, f"{item.seq} not durable"
             # The projections follow the log; flush() waits for them.
             await service.flush()
+            assert service.projected_seq == service.seq
+            assert reader.projected_seq() == service.seq
             for item in items:
                 if item.error is None:
                     row = _order_row(reader, item.outcome.id)

@@ -157,11 +157,12 @@ def test_operations_past_the_projection_watermark_are_projected_on_restart(
     asyncio.run(crash_after_acks())
     assert service.seq > projected + 50
     assert service.store.projected_seq() == projected, "projections were written early"
+    assert service.projected_seq == projected
     service.store.close()
 
     restarted = start_service(open_store())
     assert restarted.seq == service.seq
-    assert restarted.store.projected_seq() == restarted.seq
+    assert restarted.store.projected_seq() == restarted.seq == restarted.projected_seq
     assert snapshot(restarted.core) == snapshot(service.core)
     assert_projections_agree(restarted)
     assert_conserved(restarted.core, restarted.store.engine)
