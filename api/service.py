@@ -436,8 +436,15 @@ class ExchangeService:
         self._projection_write = write
 
     def _projected(self, write: asyncio.Future[None], upto: int) -> None:
-        if not write.cancelled() and write.exception() is None:
+        """A projection write on the projector thread ended: move the watermark, or, if it
+        failed, stop at once (fail-stop; the writer loop re-raises it too)."""
+        if write.cancelled():
+            return
+        error = write.exception()
+        if error is None:
             self.projected_seq = upto
+        elif self.stopped is None:
+            self.stopped = error
 
     def _projection_due(self) -> bool:
         """Projections are written in runs: when ``projection_max`` operations wait, when

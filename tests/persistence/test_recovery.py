@@ -15,10 +15,12 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from api.db.store import Store
-from api.service import ExchangeService
+from api.service import ExchangeService, ServiceStopped
 from exchange.core import ExchangeCore, Rejected, replay
-from exchange.operations import AdvanceClock, Operation, PlaceOrder
+from exchange.operations import AdvanceClock, Deposit, Operation, PlaceOrder
 from exchange.orders import Side
 
 from .market import (
@@ -166,3 +168,38 @@ def test_operations_past_the_projection_watermark_are_projected_on_restart(
     assert snapshot(restarted.core) == snapshot(service.core)
     assert_projections_agree(restarted)
     assert_conserved(restarted.core, restarted.store.engine)
+
+
+def test_a_failed_projection_write_stops_the_service_and_a_restart_repairs_it(
+    open_store: Callable[..., Store],
+) -> None:
+    """The log commits an order (acknowledged, durable); then its projection write fails.
+    The service stops (fail-stop: nothing more is accepted, flush() refuses), and a
+    restart projects the order from the log."""
+    service = start_service(open_store())
+    market = setup_market(service.run)
+    order = PlaceOrder(market.lab, market.symbol, Side.BUY, quantity=1_000, price=190_000)
+
+    def broken(batch: object) -> None:
+        raise OSError("disk full while writing projections")
+
+    async def main() -> None:
+        await service.start()
+        try:
+            service.store.write_projection = broken  # type: ignore[method-assign]
+            placed = await service.submit(order)  # the log commit succeeds: acknowledged
+            assert service.store.operation_at(service.seq) == order
+            with pytest.raises(ServiceStopped):
+                await service.flush()
+            assert service.stopped is not None
+            with pytest.raises(ServiceStopped):
+                await service.submit(Deposit(market.lab, 1))
+            assert placed.id in service.core.orders
+        finally:
+            await service.stop()
+
+    asyncio.run(main())
+    restarted = start_service(open_store())
+    assert restarted.seq == service.seq
+    assert restarted.projected_seq == restarted.seq == restarted.store.projected_seq()
+    assert_projections_agree(restarted)
