@@ -8,10 +8,11 @@ the callers and publishes the events. So an acknowledged operation is durable (t
 alone rebuilds the exchange), and many concurrent requests share one fsync (group commit).
 
 The projection tables (orders, trades, contracts, the ledger journal, events...) are
-written behind the log: whenever the writer is idle, or at the latest every
-``projection_max`` operations, at a moment when everything applied is also committed, in
-a transaction of their own that moves the projection watermark. :meth:`flush` waits for
-them (read-your-writes for routes that read those tables).
+written behind the log, in runs: ``projection_delay`` seconds after the oldest operation
+they lack, once ``projection_max`` operations wait, or when :meth:`flush` is awaited
+(read-your-writes for routes that read those tables); always at a moment when everything
+applied is also committed, in a transaction of their own that moves the projection
+watermark.
 
 On start the service replays the operation log into a fresh core: books, holds,
 balances, sequence numbers and the state hash come back exactly; operations past the
@@ -126,7 +127,6 @@ class ExchangeService:
         self._loop_thread = 0
         # Applied and logged, not yet projected; and callers waiting for the projections.
         self._unprojected: list[Applied] = []
-        self._projecting = False  # a projection transaction is being written
         # Where projections commit on their own connection (PostgreSQL), their writes run
         # on this one thread, in order, while the log goes on being written.
         self._projector = (
@@ -306,12 +306,7 @@ class ExchangeService:
             raise ServiceStopped(str(self.stopped))
         if self._queue is None:
             raise RuntimeError("service not started")
-        if (
-            not self._unprojected
-            and self._queue.empty()
-            and not self._projecting
-            and self._projection_write is None
-        ):
+        if not self._unprojected and self._queue.empty() and self._projection_write is None:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._flush_waiters.append(waiter)
@@ -421,23 +416,20 @@ class ExchangeService:
         """Write the projections of everything applied (all of it committed to the log).
         On the writer's connection, the log waits for them; on a connection of their own,
         they commit while the log goes on (one projection write at a time, in order)."""
-        if self._projector is None:
-            self._projecting = True
-            batch, upto = self._projection_batch()
-            await loop.run_in_executor(None, self.store.write_projection, batch)
-            self.projected_seq = upto
-            self._projecting = False
-            return
         if self._projection_write is not None:
             await self._projection_write
         batch, upto = self._projection_batch()
+        # The projector thread where projections have a connection of their own; else
+        # the default pool, and the log waits for them (they share its connection).
         write = loop.run_in_executor(self._projector, self.store.write_projection, batch)
         write.add_done_callback(lambda done: self._projected(done, upto))
         self._projection_write = write
+        if self._projector is None:
+            await write
 
     def _projected(self, write: asyncio.Future[None], upto: int) -> None:
-        """A projection write on the projector thread ended: move the watermark, or, if it
-        failed, stop at once (fail-stop; the writer loop re-raises it too)."""
+        """A projection write ended: move the watermark, or, if it failed, stop at once
+        (fail-stop; the writer loop re-raises it too)."""
         if write.cancelled():
             return
         error = write.exception()
