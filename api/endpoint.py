@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 from starlette.routing import Route
 
-from api.errors import ApiError, error_body, status_for
+from api.errors import ApiError, error_body, error_response
 from api.service import ServiceStopped
 from exchange.core import Rejected
 
@@ -132,17 +132,10 @@ class Endpoint:
         extra: list[tuple[bytes, bytes]] = []
         try:
             status, content = await self.handler(incoming)
-        except ApiError as exc:
-            status, content = exc.status, error_body(exc.code, exc.message)
-            for name, value in (exc.headers or {}).items():
+        except (ApiError, Rejected, ServiceStopped) as exc:
+            status, content, headers = error_response(exc)
+            for name, value in (headers or {}).items():
                 extra.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-        except Rejected as exc:
-            status, content = status_for(exc.code), error_body(exc.code, exc.message)
-        except ServiceStopped:
-            status = 503
-            content = error_body(
-                "service_unavailable", "the exchange stopped after a failed commit"
-            )
         except Exception:
             # What the server-error middleware does for the other routes, in JSON.
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])

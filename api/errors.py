@@ -13,7 +13,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.service import ServiceStopped
 from exchange.core import Rejected
 
-__all__ = ["ApiError", "FastJSONResponse", "install_error_handlers", "status_for"]
+__all__ = [
+    "ApiError",
+    "ExchangeError",
+    "FastJSONResponse",
+    "error_body",
+    "error_response",
+    "install_error_handlers",
+    "status_for",
+]
 
 
 class FastJSONResponse(JSONResponse):
@@ -64,20 +72,32 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
+#: What the exchange's own exceptions answer: FastAPI's handlers and the lean
+#: order-entry endpoints (api.endpoint) both use it.
+ExchangeError = ApiError | Rejected | ServiceStopped
+
+
+def error_response(exc: ExchangeError) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    """(status, body, extra headers) for one of the exchange's exceptions."""
+    if isinstance(exc, ApiError):
+        return exc.status, error_body(exc.code, exc.message), exc.headers
+    if isinstance(exc, Rejected):
+        return status_for(exc.code), error_body(exc.code, exc.message), None
+    return (
+        503,
+        error_body("service_unavailable", "the exchange stopped after a failed commit"),
+        None,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> FastJSONResponse:
-        return FastJSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
+    async def _exchange_error(_: Request, exc: Exception) -> FastJSONResponse:
+        assert isinstance(exc, ExchangeError)
+        status, body, headers = error_response(exc)
+        return FastJSONResponse(body, status, headers=headers)
 
-    @app.exception_handler(Rejected)
-    async def _rejected(_: Request, exc: Rejected) -> FastJSONResponse:
-        return FastJSONResponse(error_body(exc.code, exc.message), status_for(exc.code))
-
-    @app.exception_handler(ServiceStopped)
-    async def _stopped(_: Request, exc: ServiceStopped) -> FastJSONResponse:
-        return FastJSONResponse(
-            error_body("service_unavailable", "the exchange stopped after a failed commit"), 503
-        )
+    for kind in (ApiError, Rejected, ServiceStopped):
+        app.add_exception_handler(kind, _exchange_error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> FastJSONResponse:

@@ -40,7 +40,7 @@ from exchange.operations import (
 from exchange.settlement import Contract
 from exchange.units import format_money
 
-__all__ = ["Applied", "contract_row", "log_row", "order_row", "project"]
+__all__ = ["Applied", "applied", "contract_row", "log_row", "order_row", "project"]
 
 
 class Applied(msgspec.Struct, gc=False):
@@ -52,6 +52,17 @@ class Applied(msgspec.Struct, gc=False):
     changes: Changes
     # A delivery report's row, captured when applied (later reports append to the list).
     delivery: tuple[int, int, int, int, int] | None = None
+
+
+def applied(
+    core: ExchangeCore, seq: int, op: Operation, result: Any, changes: Changes
+) -> Applied:
+    """Record an operation ``core`` has just applied, for projection later."""
+    delivery = None
+    if isinstance(op, ReportDelivery):
+        contract_id, pool_id, device_seconds, _, ts = core.deliveries[-1]
+        delivery = (len(core.deliveries), contract_id, pool_id, device_seconds, ts)
+    return Applied(seq, op, result, changes, delivery)
 
 
 def log_row(seq: int, applied_at: int, op: Operation) -> tuple[int, int, str, bytes]:

@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.db.store import Batch, Store
-from api.projection import Applied, log_row, project
+from api.projection import Applied, applied, log_row, project
 from exchange.core import ExchangeCore, Rejected
 from exchange.events import Event
 from exchange.invariants import InvariantViolation
-from exchange.operations import AdvanceClock, Operation, ReportDelivery
+from exchange.operations import AdvanceClock, Operation
 
 __all__ = ["ExchangeService", "ServiceStopped", "Submission", "tune_gc", "wall_clock_us"]
 
@@ -163,18 +163,11 @@ class ExchangeService:
             changes = core.take_changes()
             self.seq = seq
             if seq > projected:  # logged, but its projections were not written
-                self._unprojected.append(self._applied(seq, op, result, changes))
+                self._unprojected.append(applied(core, seq, op, result, changes))
         if self.check_invariants:
             core.check()
         self._write_projections()
         self.projected_seq = self.seq
-
-    def _applied(self, seq: int, op: Operation, result: Any, changes: Any) -> Applied:
-        delivery = None
-        if isinstance(op, ReportDelivery):
-            contract_id, pool_id, device_seconds, _, ts = self.core.deliveries[-1]
-            delivery = (len(self.core.deliveries), contract_id, pool_id, device_seconds, ts)
-        return Applied(seq, op, result, changes, delivery)
 
     def _projection_batch(self) -> tuple[Batch, int]:
         """The projection rows of everything applied and not yet projected, and the seq
@@ -224,7 +217,7 @@ class ExchangeService:
             self.seq = item.seq = seq = self.seq + 1
             changes = core.take_changes()
             log.append(log_row(seq, core.now, item.op))
-            unprojected.append(self._applied(seq, item.op, result, changes))
+            unprojected.append(applied(core, seq, item.op, result, changes))
             item.outcome = item.render(result) if item.render is not None else result
             if item.extra is not None:
                 item.extra(item.outcome, batch)

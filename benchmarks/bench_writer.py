@@ -30,7 +30,7 @@ import time
 import msgspec
 
 from api.db.store import Batch, Store
-from api.projection import Applied, log_row, project
+from api.projection import Applied, applied, log_row, project
 from api.views import order_view
 from exchange.core import ExchangeCore
 from exchange.operations import (
@@ -97,7 +97,7 @@ def main() -> int:
     clock = time.perf_counter
     encode = msgspec.json.encode
     t_apply = t_render = t_log = 0.0
-    applied: list[Applied] = []
+    run: list[Applied] = []
     logs: list[tuple[object, ...]] = []
     for seq, op in enumerate(ops, start=1):
         t0 = clock()
@@ -111,14 +111,14 @@ def main() -> int:
         t_apply += t1 - t0
         t_render += t2 - t1
         t_log += t3 - t2
-        applied.append(Applied(seq, op, result, changes))
+        run.append(applied(core, seq, op, result, changes))
     # Projection rows, built per run (the core is in its final state: like the service's
     # last run, upserted rows are read from it).
     t0 = clock()
     runs = []
     for start in range(0, n, args.run):
         batch = Batch()
-        project(batch, core, applied[start : start + args.run])
+        project(batch, core, run[start : start + args.run])
         runs.append(batch)
     t_rows = clock() - t0
     with tempfile.TemporaryDirectory() as tmp:

@@ -263,7 +263,7 @@ class Store:
             raise
 
     def _write(self, conn: Connection, batch: Batch) -> None:
-        # Plain DB-API executemany with statements built once per table and column set:
+        # Plain DB-API statements built once per table, column set and row count (or COPY):
         # SQLAlchemy's per-row parameter processing costs more than the database here.
         declared = batch.declared
         if batch.operations:
@@ -280,9 +280,8 @@ class Store:
                     conn, name, list(keyed.values()), upsert=True, declared=declared.get(name)
                 )
 
-    def _statement(self, name: str, columns: tuple[str, ...], upsert: bool, rows: int = 1) -> str:
-        """INSERT (or upsert) of ``rows`` rows: one row for executemany, several in one
-        VALUES list on PostgreSQL (one round trip instead of one per row)."""
+    def _statement(self, name: str, columns: tuple[str, ...], upsert: bool, rows: int) -> str:
+        """INSERT (or upsert) of ``rows`` rows in one VALUES list."""
         key = (name, columns, upsert, rows)
         sql = self._statements.get(key)
         if sql is None:
