@@ -208,9 +208,16 @@ async def page_params(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Page:
-    if cursor is not None and not cursor.isdigit():
+    # Cursors are ids: ASCII digits ("²".isdigit() is true too) within a BIGINT column.
+    if cursor is not None and not (
+        cursor.isascii() and cursor.isdigit() and int(cursor) <= MAX_CURSOR
+    ):
         raise ApiError("invalid_cursor", "cursor is the next_cursor of a previous page")
     return Page(min(limit, ctx.settings.page_limit_max), int(cursor) if cursor else None)
+
+
+#: The largest cursor: ids are stored in signed 64-bit columns.
+MAX_CURSOR = 2**63 - 1
 
 
 PageDep = Annotated[Page, Depends(page_params)]

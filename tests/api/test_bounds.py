@@ -66,6 +66,15 @@ def test_pages_are_capped_and_cursors_visit_every_item_once(make_api: MakeApi) -
         # a cursor past the end is an empty last page
         last = api.ok(api.get("/v1/orders", params={"cursor": str(10**12)}, headers=a.headers))
         assert last == {"data": [], "next_cursor": None}
+        # a cursor that is no id (beyond 64 bits, or digits that are not ASCII) is a 422,
+        # on lists served from memory and on the one read from the database alike
+        for url, headers, _ in lists:
+            for cursor in (str(2**63), "9" * 40, "\u00b2", "\u0663"):
+                r = api.get(url, params={"cursor": cursor}, headers=headers)
+                assert r.status_code == 422, (url, cursor, r.status_code, r.text)
+                assert r.json()["error"]["code"] == "invalid_cursor"
+        edge = api.get("/v1/account/ledger", params={"cursor": str(2**63 - 1)}, headers=a.headers)
+        assert api.ok(edge) == {"data": [], "next_cursor": None}
 
 
 def test_rate_limit_answers_429_and_cancels_still_work(make_api: MakeApi) -> None:
