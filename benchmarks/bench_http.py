@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,30 +103,24 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def bench_noop(seconds: float) -> dict[str, Any]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "noop_app:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=HERE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+@contextlib.contextmanager
+def server(cmd: list[str], ready_url: str, **popen: Any) -> Iterator[None]:
+    """Run a server process until the block ends, once ``ready_url`` answers."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
     try:
-        wait_up(f"http://127.0.0.1:{port}/docs", proc)
-        body = '{"instrument":"X","side":"{side}","price":"{price}","quantity":"0.1"}'
-        return load(f"http://127.0.0.1:{port}/noop", seconds, body)
+        wait_up(ready_url, proc)
+        yield
     finally:
         stop(proc)
+
+
+def bench_noop(seconds: float) -> dict[str, Any]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "noop_app:app", "--port", str(port)]
+    cmd += ["--log-level", "warning", "--no-access-log"]
+    with server(cmd, f"http://127.0.0.1:{port}/docs", cwd=HERE):
+        body = '{"instrument":"X","side":"{side}","price":"{price}","quantity":"0.1"}'
+        return load(f"http://127.0.0.1:{port}/noop", seconds, body)
 
 
 def setup_market(base: str) -> tuple[str, str]:
@@ -301,29 +297,10 @@ def _bench_suanli(seconds: float, database_url: str | None, label: str) -> dict[
             "SUANLI_RATE_LIMIT_PER_S": "0",
             "SUANLI_MAX_OPEN_ORDERS": "100000000",
         }
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "api.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--clock",
-                "simulated",
-                "--start",
-                "2026-11-22T00:00:00Z",
-                "--database-url",
-                url,
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_up(base + "/v1/health", proc)
+        cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
+        cmd += ["--clock", "simulated", "--start", "2026-11-22T00:00:00Z"]
+        cmd += ["--database-url", url, "--log-level", "warning"]
+        with server(cmd, base + "/v1/health", env=env):
             key, symbol = setup_market(base)
             auth = (f"Authorization: Bearer {key}",)
             order = json.dumps(
@@ -370,8 +347,6 @@ def _bench_suanli(seconds: float, database_url: str | None, label: str) -> dict[
                 "ws_orders_per_s": ws_rate,
                 "ws_batch_orders_per_s": ws_batch_rate,
             }
-        finally:
-            stop(proc)
 
 
 def bench_peer(seconds: float, python: str) -> dict[str, Any] | None:
@@ -380,18 +355,10 @@ def bench_peer(seconds: float, python: str) -> dict[str, Any] | None:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "ME_DATA_DIR": tmp, "ME_FSYNC": "1", "ME_MARKETS": "FP16-H:0.01:0.1"}
-        proc = subprocess.Popen(
-            [python, "-m", "matching_engine", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_up(f"http://127.0.0.1:{port}/healthz", proc)
+        cmd = [python, "-m", "matching_engine", "serve", "--port", str(port)]
+        with server(cmd, f"http://127.0.0.1:{port}/healthz", env=env):
             body = '{"account": {i}, "side": "{side}", "price": "{price}", "quantity": "0.1"}'
             return load(f"http://127.0.0.1:{port}/markets/FP16-H/orders", seconds, body)
-        finally:
-            stop(proc)
 
 
 def _median(values: list[float]) -> float:
