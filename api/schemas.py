@@ -1,6 +1,6 @@
-"""Request bodies, and the order responses. Unknown fields are refused; server-set fields
-(owner, status, fees, balances) do not exist in a request body, so they can never be bound
-from a request."""
+"""Request bodies. Unknown fields are refused; server-set fields (owner, status, fees,
+balances) do not exist in a request body, so they can never be bound from a request.
+Response bodies are in api.responses."""
 
 from __future__ import annotations
 
@@ -14,15 +14,11 @@ __all__ = [
     "AmendIn",
     "AmountIn",
     "BatchIn",
-    "BatchOut",
     "ClockIn",
     "DeliveryIn",
-    "ErrorOut",
-    "FillOut",
     "GpuClassIn",
     "HardwareIn",
     "OrderIn",
-    "OrderOut",
     "PoolIn",
     "SiteIn",
     "TierIn",
@@ -167,55 +163,3 @@ class ClockIn(_In):
         if (self.advance_seconds is None) == (self.to is None):
             raise ValueError("give exactly one of advance_seconds and to")
         return self
-
-
-# ---------------------------------------------------------------------- responses
-# The order-entry routes render with msgspec (api.views.order_view); these models are
-# their documented shape, checked against real responses by the schemathesis run.
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorOut(BaseModel):
-    error: ErrorDetail
-
-
-class FillOut(BaseModel):
-    trade_id: int
-    contract_id: int
-    price: str
-    quantity: str
-    fee: str
-    liquidity: Literal["maker", "taker"]
-    time: str
-
-
-class OrderOut(BaseModel):
-    id: int
-    client_order_id: str | None
-    instrument: str
-    side: Literal["buy", "sell"]
-    type: Literal["limit", "market"]
-    price: str | None
-    protection_price: str | None
-    quantity: str
-    filled_quantity: str
-    remaining_quantity: str
-    average_price: str | None
-    status: Literal["open", "partially_filled", "filled", "cancelled", "expired"]
-    time_in_force: Literal["gtc", "gtd", "ioc", "fok"]
-    expire_time: str | None
-    post_only: bool
-    stp: Literal["cancel_newest", "cancel_oldest", "cancel_both", "decrement"]
-    created_at: str
-    updated_at: str
-    fills: list[FillOut]
-
-
-class BatchOut(BaseModel):
-    """One entry per order of the request, in its order: the order, or why it was refused."""
-
-    results: list[OrderOut | ErrorOut]

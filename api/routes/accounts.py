@@ -20,6 +20,14 @@ from api.deps import (
     units,
 )
 from api.errors import FastJSONResponse
+from api.responses import (
+    ERROR_RESPONSES,
+    AccountCreatedOut,
+    AccountOut,
+    LedgerEntryOut,
+    Page,
+    TransferOut,
+)
 from api.routes.common import submit_idempotent
 from api.schemas import AccountIn, AmountIn
 from api.views import account_view, transfer_view
@@ -28,11 +36,11 @@ from exchange.ledger import AccountKind, Transfer, TransferCode
 from exchange.operations import CreateAccount, Deposit, Withdraw
 from exchange.units import MONEY_DECIMALS, parse_money
 
-router = APIRouter(prefix="/v1", tags=["accounts"])
+router = APIRouter(prefix="/v1", tags=["accounts"], responses=ERROR_RESPONSES)
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
-@router.post("/admin/accounts", status_code=201)
+@router.post("/admin/accounts", status_code=201, response_model=AccountCreatedOut)
 async def create_account(
     body: AccountIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
 ) -> FastJSONResponse:
@@ -80,7 +88,7 @@ async def _money_movement(
     )
 
 
-@router.post("/admin/accounts/{account_id}/deposits", status_code=201)
+@router.post("/admin/accounts/{account_id}/deposits", status_code=201, response_model=TransferOut)
 async def deposit(
     account_id: int,
     body: AmountIn,
@@ -91,7 +99,9 @@ async def deposit(
     return await _money_movement(Deposit, account_id, body, ctx, admin, idempotency_key)
 
 
-@router.post("/admin/accounts/{account_id}/withdrawals", status_code=201)
+@router.post(
+    "/admin/accounts/{account_id}/withdrawals", status_code=201, response_model=TransferOut
+)
 async def withdraw(
     account_id: int,
     body: AmountIn,
@@ -103,12 +113,12 @@ async def withdraw(
     return await _money_movement(Withdraw, account_id, body, ctx, admin, idempotency_key)
 
 
-@router.get("/account")
+@router.get("/account", response_model=AccountOut)
 async def my_account(ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
     return account_view(ctx.service.core, account)
 
 
-@router.get("/account/ledger")
+@router.get("/account/ledger", response_model=Page[LedgerEntryOut])
 async def my_ledger(ctx: ContextDep, account: CurrentAccount, page: PageDep) -> dict[str, Any]:
     """The account's ledger entries, oldest first, from the durable transfer table."""
     table = TransferRow.__table__  # type: ignore[attr-defined]

@@ -8,6 +8,15 @@ from fastapi import APIRouter, Header, Query
 
 from api.deps import AdminAccount, Context, ContextDep, PageDep, paginate, units
 from api.errors import FastJSONResponse
+from api.responses import (
+    ERROR_RESPONSES,
+    GpuClassOut,
+    HardwareOut,
+    InstrumentDetailOut,
+    InstrumentOut,
+    Page,
+    TierOut,
+)
 from api.routes.common import submit_idempotent
 from api.schemas import GpuClassIn, HardwareIn, TierIn, TierPatch
 from api.views import gpu_class_view, hardware_view, instrument_view, tier_view
@@ -24,18 +33,18 @@ from exchange.operations import FigureIn as Figure
 from exchange.units import PRICE_DECIMALS, QUANTITY_DECIMALS
 from pricing import AcceleratorModel, GpuClass
 
-router = APIRouter(prefix="/v1", tags=["catalog"])
+router = APIRouter(prefix="/v1", tags=["catalog"], responses=ERROR_RESPONSES)
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
-@router.get("/hardware")
+@router.get("/hardware", response_model=Page[HardwareOut])
 async def list_hardware(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     models = sorted(ctx.service.core.catalog.values(), key=lambda m: m.id)
     indexed = list(enumerate(models, start=1))
     return paginate(indexed, page, lambda x: x[0], lambda x: hardware_view(x[1]))
 
 
-@router.post("/admin/hardware", status_code=201)
+@router.post("/admin/hardware", status_code=201, response_model=HardwareOut)
 async def add_hardware(
     body: HardwareIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
 ) -> FastJSONResponse:
@@ -67,7 +76,7 @@ async def add_hardware(
     return await submit_idempotent(ctx, admin, idempotency_key, body.model_dump(), op, render)
 
 
-@router.get("/gpu-classes")
+@router.get("/gpu-classes", response_model=Page[GpuClassOut])
 async def list_gpu_classes(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     core = ctx.service.core
     rules = list(enumerate(sorted(core.gpu_classes.values(), key=lambda r: r.code), start=1))
@@ -76,7 +85,7 @@ async def list_gpu_classes(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     )
 
 
-@router.post("/admin/gpu-classes", status_code=201)
+@router.post("/admin/gpu-classes", status_code=201, response_model=GpuClassOut)
 async def create_gpu_class(
     body: GpuClassIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
 ) -> FastJSONResponse:
@@ -98,7 +107,7 @@ async def create_gpu_class(
     return await submit_idempotent(ctx, admin, idempotency_key, body.model_dump(), op, render)
 
 
-@router.get("/tiers")
+@router.get("/tiers", response_model=Page[TierOut])
 async def list_tiers(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     tiers = list(enumerate(ctx.service.core.tiers.values(), start=1))
     return paginate(tiers, page, lambda x: x[0], lambda x: tier_view(x[1]))
@@ -108,7 +117,7 @@ def _pct_bps(text: str | None, name: str) -> int | None:
     return units(text, 2, name, positive=False)
 
 
-@router.post("/admin/tiers", status_code=201)
+@router.post("/admin/tiers", status_code=201, response_model=TierOut)
 async def create_tier(
     body: TierIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
 ) -> FastJSONResponse:
@@ -140,7 +149,7 @@ async def create_tier(
     return await submit_idempotent(ctx, admin, idempotency_key, body.model_dump(), op, render)
 
 
-@router.patch("/admin/tiers/{code}")
+@router.patch("/admin/tiers/{code}", response_model=TierOut)
 async def update_tier(
     code: str, body: TierPatch, ctx: ContextDep, _: AdminAccount
 ) -> dict[str, Any]:
@@ -158,7 +167,7 @@ async def update_tier(
     return result
 
 
-@router.get("/instruments")
+@router.get("/instruments", response_model=Page[InstrumentOut])
 async def list_instruments(
     ctx: ContextDep,
     page: PageDep,
@@ -177,7 +186,7 @@ async def list_instruments(
     return paginate(indexed, page, lambda x: x[0], lambda x: instrument_view(core, x[1]))
 
 
-@router.get("/instruments/{symbol}")
+@router.get("/instruments/{symbol}", response_model=InstrumentDetailOut)
 async def get_instrument(symbol: str, ctx: ContextDep) -> dict[str, Any]:
     core = ctx.service.core
     return instrument_view(core, core.instrument(symbol), detail=True)
@@ -193,11 +202,11 @@ async def _instrument_action(ctx: Context, op: HaltInstrument | ResumeInstrument
     return result
 
 
-@router.post("/admin/instruments/{symbol}/halt")
+@router.post("/admin/instruments/{symbol}/halt", response_model=InstrumentDetailOut)
 async def halt(symbol: str, ctx: ContextDep, _: AdminAccount) -> dict[str, Any]:
     return await _instrument_action(ctx, HaltInstrument(symbol))
 
 
-@router.post("/admin/instruments/{symbol}/resume")
+@router.post("/admin/instruments/{symbol}/resume", response_model=InstrumentDetailOut)
 async def resume(symbol: str, ctx: ContextDep, _: AdminAccount) -> dict[str, Any]:
     return await _instrument_action(ctx, ResumeInstrument(symbol))

@@ -10,6 +10,18 @@ from fastapi import APIRouter, Depends, Query
 
 from api.deps import ContextDep, PageDep, optional_account, paginate, units
 from api.errors import ApiError
+from api.responses import (
+    ERROR_RESPONSES,
+    BookOut,
+    CandlesOut,
+    CarbonConversionOut,
+    ConversionOut,
+    ForwardCurveOut,
+    Page,
+    PriceOut,
+    QuoteOut,
+    TradeOut,
+)
 from api.views import format_fraction, iso
 from exchange.core import AccountRecord, ExchangeCore, Rejected
 from exchange.orders import Side
@@ -35,10 +47,10 @@ from pricing import (
     tier_index,
 )
 
-router = APIRouter(prefix="/v1", tags=["market data"])
+router = APIRouter(prefix="/v1", tags=["market data"], responses=ERROR_RESPONSES)
 
 
-@router.get("/instruments/{symbol}/book")
+@router.get("/instruments/{symbol}/book", response_model=BookOut)
 async def book(
     symbol: str, ctx: ContextDep, depth: Annotated[int, Query(ge=1, le=1000)] = 50
 ) -> dict[str, Any]:
@@ -53,7 +65,7 @@ async def book(
     }
 
 
-@router.get("/instruments/{symbol}/trades")
+@router.get("/instruments/{symbol}/trades", response_model=Page[TradeOut])
 async def trades(symbol: str, ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     """Trades of one instrument, oldest first; page on with the cursor."""
     core = ctx.service.core
@@ -73,7 +85,7 @@ async def trades(symbol: str, ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     return paginate(contracts, page, lambda c: c.trade_id, render)
 
 
-@router.get("/instruments/{symbol}/candles")
+@router.get("/instruments/{symbol}/candles", response_model=CandlesOut)
 async def candles(
     symbol: str,
     ctx: ContextDep,
@@ -111,7 +123,7 @@ def _scu_factor(core: ExchangeCore, code: str) -> Fraction | None:
         return None
 
 
-@router.get("/prices")
+@router.get("/prices", response_model=Page[PriceOut])
 async def prices(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     """Per tier: reference price, trailing index, last trade, and the price per SCU."""
     core = ctx.service.core
@@ -137,7 +149,7 @@ async def prices(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     return paginate(items, page, lambda x: x[0], render)
 
 
-@router.get("/tiers/{code}/forward-curve")
+@router.get("/tiers/{code}/forward-curve", response_model=ForwardCurveOut)
 async def curve(code: str, ctx: ContextDep) -> dict[str, Any]:
     """Price by delivery window: book mid, else last trade, else the reference price."""
     core = ctx.service.core
@@ -162,7 +174,7 @@ async def curve(code: str, ctx: ContextDep) -> dict[str, Any]:
     }
 
 
-@router.get("/quote")
+@router.get("/quote", response_model=QuoteOut)
 async def quote(
     ctx: ContextDep,
     instrument: Annotated[str, Query(min_length=1, max_length=64)],
@@ -196,7 +208,7 @@ def _decimal_param(text: str | None, name: str) -> Decimal | None:
     return Decimal(value or 0).scaleb(-10)
 
 
-@router.get("/metering/convert")
+@router.get("/metering/convert", response_model=ConversionOut | CarbonConversionOut)
 async def metering_convert(
     ctx: ContextDep,
     hardware_id: Annotated[str, Query(min_length=1, max_length=80)],

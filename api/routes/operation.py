@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import AdminAccount, ContextDep
 from api.errors import ApiError
+from api.responses import ERROR_RESPONSES, ClockOut, HealthOut
 from api.schemas import MAX_ADVANCE_SECONDS, ClockIn
 from api.views import iso, parse_iso
 from exchange.operations import AdvanceClock
@@ -15,7 +16,7 @@ from exchange.operations import AdvanceClock
 router = APIRouter(prefix="/v1", tags=["operation"])
 
 
-@router.get("/health")
+@router.get("/health", response_model=HealthOut)
 async def health(ctx: ContextDep) -> dict[str, Any]:
     service = ctx.service
     return {
@@ -28,12 +29,12 @@ async def health(ctx: ContextDep) -> dict[str, Any]:
     }
 
 
-@router.get("/clock")
+@router.get("/clock", response_model=ClockOut)
 async def clock(ctx: ContextDep) -> dict[str, Any]:
     return {"now": iso(ctx.service.core.now), "mode": ctx.service.clock}
 
 
-@router.post("/admin/clock")
+@router.post("/admin/clock", response_model=ClockOut, responses=ERROR_RESPONSES)
 async def advance_clock(body: ClockIn, ctx: ContextDep, _: AdminAccount) -> dict[str, Any]:
     """Simulated clock only: run every listing, gate closure, delivery and settlement due."""
     service = ctx.service

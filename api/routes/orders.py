@@ -21,7 +21,8 @@ from api.deps import (
 )
 from api.endpoint import Incoming, header, route
 from api.errors import ApiError, error_body
-from api.schemas import AmendIn, BatchIn, BatchOut, OrderIn, OrderOut
+from api.responses import ERROR_RESPONSES, AccountFillOut, BatchOut, CancelAllOut, OrderOut, Page
+from api.schemas import AmendIn, BatchIn, OrderIn
 from api.service import Submission
 from api.views import iso, order_view, parse_iso
 from api.wire import OrderWire, decode_batch, decode_order
@@ -36,7 +37,7 @@ from exchange.units import (
     format_quantity,
 )
 
-router = APIRouter(prefix="/v1", tags=["orders"])
+router = APIRouter(prefix="/v1", tags=["orders"], responses=ERROR_RESPONSES)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -223,7 +224,7 @@ def _own_order(ctx: ContextDep, account: AccountRecord, order_id: int) -> OrderS
     return order
 
 
-@router.get("/orders")
+@router.get("/orders", response_model=Page[OrderOut])
 async def list_orders(
     ctx: ContextDep,
     account: CurrentAccount,
@@ -241,12 +242,12 @@ async def list_orders(
     return paginate(orders, page, lambda o: o.id, order_view)
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id}", response_model=OrderOut)
 async def get_order(order_id: int, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
     return order_view(_own_order(ctx, account, order_id))
 
 
-@router.patch("/orders/{order_id}")
+@router.patch("/orders/{order_id}", response_model=OrderOut)
 async def amend_order(
     order_id: int, body: AmendIn, ctx: ContextDep, account: CurrentAccount
 ) -> dict[str, Any]:
@@ -260,7 +261,7 @@ async def amend_order(
     return result
 
 
-@router.delete("/orders/{order_id}")
+@router.delete("/orders/{order_id}", response_model=OrderOut)
 async def cancel_order(order_id: int, request: Request) -> dict[str, Any]:
     """Cancel; never rate limited, so a throttled client can still pull its orders."""
     ctx, account = request_account(request)
@@ -269,7 +270,7 @@ async def cancel_order(order_id: int, request: Request) -> dict[str, Any]:
     return result
 
 
-@router.delete("/orders")
+@router.delete("/orders", response_model=CancelAllOut)
 async def cancel_all(
     ctx: ContextDep,
     account: CurrentAccount,
@@ -282,7 +283,7 @@ async def cancel_all(
     return {"cancelled": cancelled}
 
 
-@router.get("/fills")
+@router.get("/fills", response_model=Page[AccountFillOut])
 async def list_fills(
     ctx: ContextDep,
     account: CurrentAccount,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query
 
 from api.deps import ContextDep, CurrentAccount, PageDep, paginate
 from api.errors import ApiError, FastJSONResponse
+from api.responses import ERROR_RESPONSES, CapacityOut, ContractOut, Page, PoolOut, SiteOut
 from api.routes.common import submit_idempotent
 from api.schemas import DeliveryIn, PoolIn, SiteIn
 from api.views import contract_view, pool_view, site_view
@@ -16,11 +17,11 @@ from exchange.operations import AddPool, RegisterSite, ReportDelivery
 from exchange.settlement import Contract
 from exchange.units import format_quantity
 
-router = APIRouter(prefix="/v1", tags=["sellers"])
+router = APIRouter(prefix="/v1", tags=["sellers"], responses=ERROR_RESPONSES)
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
-@router.post("/sites", status_code=201)
+@router.post("/sites", status_code=201, response_model=SiteOut)
 async def register_site(
     body: SiteIn, ctx: ContextDep, account: CurrentAccount, idempotency_key: IdemKey = None
 ) -> FastJSONResponse:
@@ -41,13 +42,13 @@ async def register_site(
     return await submit_idempotent(ctx, account, idempotency_key, body.model_dump(), op, render)
 
 
-@router.get("/sites")
+@router.get("/sites", response_model=Page[SiteOut])
 async def list_sites(ctx: ContextDep, account: CurrentAccount, page: PageDep) -> dict[str, Any]:
     sites = [s for s in ctx.service.core.sites.values() if s.owner == account.id]
     return paginate(sites, page, lambda s: s.id, site_view)
 
 
-@router.get("/sites/{site_id}")
+@router.get("/sites/{site_id}", response_model=SiteOut)
 async def get_site(site_id: int, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
     site = ctx.service.core.sites.get(site_id)
     if site is None or site.owner != account.id:
@@ -55,7 +56,7 @@ async def get_site(site_id: int, ctx: ContextDep, account: CurrentAccount) -> di
     return site_view(site)
 
 
-@router.post("/sites/{site_id}/pools", status_code=201)
+@router.post("/sites/{site_id}/pools", status_code=201, response_model=PoolOut)
 async def add_pool(
     site_id: int,
     body: PoolIn,
@@ -72,13 +73,13 @@ async def add_pool(
     return await submit_idempotent(ctx, account, idempotency_key, payload, op, render)
 
 
-@router.get("/pools")
+@router.get("/pools", response_model=Page[PoolOut])
 async def list_pools(ctx: ContextDep, account: CurrentAccount, page: PageDep) -> dict[str, Any]:
     pools = [p for p in ctx.service.core.pools.values() if p.owner == account.id]
     return paginate(pools, page, lambda p: p.id, pool_view)
 
 
-@router.get("/capacity")
+@router.get("/capacity", response_model=CapacityOut)
 async def capacity(
     ctx: ContextDep,
     account: CurrentAccount,
@@ -96,7 +97,7 @@ def _own_contract(ctx: ContextDep, account_id: int, contract_id: int) -> Contrac
     return contract
 
 
-@router.get("/contracts")
+@router.get("/contracts", response_model=Page[ContractOut])
 async def list_contracts(
     ctx: ContextDep,
     account: CurrentAccount,
@@ -114,7 +115,7 @@ async def list_contracts(
     return paginate(mine, page, lambda c: c.id, lambda c: contract_view(core, c, account.id))
 
 
-@router.get("/contracts/{contract_id}")
+@router.get("/contracts/{contract_id}", response_model=ContractOut)
 async def get_contract(
     contract_id: int, ctx: ContextDep, account: CurrentAccount
 ) -> dict[str, Any]:
@@ -122,7 +123,7 @@ async def get_contract(
     return contract_view(ctx.service.core, contract, account.id)
 
 
-@router.post("/contracts/{contract_id}/deliveries", status_code=201)
+@router.post("/contracts/{contract_id}/deliveries", status_code=201, response_model=ContractOut)
 async def report_delivery(
     contract_id: int,
     body: DeliveryIn,
