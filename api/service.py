@@ -104,6 +104,7 @@ class ExchangeService:
         batch_max: int = 512,
         projection_max: int = 8_192,
         projection_delay: float = 0.05,
+        projection_chunk: int | None = None,
         check_invariants: bool = False,
     ) -> None:
         if clock not in ("real", "simulated"):
@@ -113,6 +114,12 @@ class ExchangeService:
         self.batch_max = batch_max
         self.projection_max = projection_max
         self.projection_delay = projection_delay
+        # Where the log waits for the projections (one connection, SQLite), a run is
+        # written in chunks of this many operations, with the log's groups in between,
+        # so that no order waits behind a whole run. Elsewhere a run is one transaction.
+        if projection_chunk is None:
+            projection_chunk = projection_max if store.concurrent_projections else 64
+        self.projection_chunk = projection_chunk
         self.check_invariants = check_invariants
         self.core = ExchangeCore(max_open_orders=max_open_orders)
         self.seq = 0
@@ -135,6 +142,7 @@ class ExchangeService:
             else None
         )
         self._projection_write: asyncio.Future[None] | None = None
+        self._last_group = 0  # operations in the last group written to the log
         self._unprojected_since = 0.0  # when the oldest unprojected operation was applied
         self._flush_waiters: list[asyncio.Future[None]] = []
         store.lock_writer()
@@ -169,14 +177,16 @@ class ExchangeService:
         self._write_projections()
         self.projected_seq = self.seq
 
-    def _projection_batch(self) -> tuple[Batch, int]:
-        """The projection rows of everything applied and not yet projected, and the seq
-        they reach. Call only when all of it is committed to the log, before anything
-        more is applied."""
+    def _projection_batch(self, limit: int | None = None) -> tuple[Batch, int]:
+        """The projection rows of the oldest ``limit`` operations applied and not yet
+        projected (all of them by default), and the seq they reach. Call only when
+        everything applied is committed to the log, before anything more is applied: an
+        order's row is written in its current state, which must be a committed one."""
         batch = Batch()
-        upto = self._unprojected[-1].seq
-        project(batch, self.core, self._unprojected)
-        self._unprojected = []
+        run = self._unprojected if limit is None else self._unprojected[:limit]
+        upto = run[-1].seq
+        project(batch, self.core, run)
+        self._unprojected = self._unprojected[len(run) :]
         return batch, upto
 
     def _write_projections(self) -> None:
@@ -212,7 +222,9 @@ class ExchangeService:
             try:
                 result = core.apply(item.op)
             except Rejected as exc:
-                item.error = exc
+                # Without its traceback: the traceback holds this frame, which holds the
+                # item, a reference cycle the garbage collector would have to break.
+                item.error = exc.with_traceback(None)
                 continue
             self.seq = item.seq = seq = self.seq + 1
             changes = core.take_changes()
@@ -321,9 +333,16 @@ class ExchangeService:
         future = item.future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(item)
         await future
-        if item.error is not None:
-            raise item.error
-        return item.outcome
+        error = item.error
+        if error is None:
+            return item.outcome
+        # Raised, the error holds this frame in its traceback: neither the item nor the
+        # frame may hold the error then, or each refusal leaves a reference cycle.
+        item.error = None
+        try:
+            raise error
+        finally:
+            del error
 
     async def submit_many(self, items: list[Submission]) -> list[Submission]:
         """Queue several operations that commit together; each accepted or refused alone."""
@@ -365,6 +384,8 @@ class ExchangeService:
                 if in_flight is None:
                     if self._unprojected and self._projection_due():
                         await self._start_projection(loop)
+                        if self._unprojected and queue.empty():
+                            continue  # the next chunk: nothing else is waiting
                     if self._flush_waiters and not self._unprojected:
                         if self._projection_write is not None:
                             await self._projection_write
@@ -387,6 +408,7 @@ class ExchangeService:
                 if not items:
                     continue
                 batch, published = self._apply(items)
+                self._last_group = len(items)
                 if in_flight is not None:
                     await self._complete(in_flight)
                     in_flight = None
@@ -411,7 +433,9 @@ class ExchangeService:
         they commit while the log goes on (one projection write at a time, in order)."""
         if self._projection_write is not None:
             await self._projection_write
-        batch, upto = self._projection_batch()
+        # A chunk twice the size of the last group: under load the backlog shrinks by a
+        # group's worth per round, so chunks never fall behind the log.
+        batch, upto = self._projection_batch(max(self.projection_chunk, 2 * self._last_group))
         # The projector thread where projections have a connection of their own; else
         # the default pool, and the log waits for them (they share its connection).
         write = loop.run_in_executor(self._projector, self.store.write_projection, batch)
@@ -455,7 +479,7 @@ class ExchangeService:
         await write
         for item in items:
             if item.future is not None and not item.future.done():
-                item.future.set_result(item)
+                item.future.set_result(None)  # not the item: that would be a cycle
         self._publish(published)
 
     @staticmethod

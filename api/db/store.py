@@ -241,10 +241,16 @@ class Store:
 
     def write_projection(self, batch: Batch) -> None:
         """Write a batch of projection rows: on their own connection where
-        :attr:`concurrent_projections`, else like :meth:`write`."""
-        self._write_on("_projector" if self.concurrent_projections else "_writer", batch)
+        :attr:`concurrent_projections`, else like :meth:`write` but without an fsync of
+        its own on SQLite (``synchronous=NORMAL`` for this commit). Projections are
+        rebuilt from the log, and the next log commit's fsync of the write-ahead log
+        makes them durable too; a crash before it loses both them and their watermark."""
+        if self.concurrent_projections:
+            self._write_on("_projector", batch)
+        else:
+            self._write_on("_writer", batch, fsync=False)
 
-    def _write_on(self, slot: str, batch: Batch) -> None:
+    def _write_on(self, slot: str, batch: Batch, fsync: bool = True) -> None:
         if not batch:
             return
         # A writer keeps one connection: no pool checkout (nor, on PostgreSQL, a
@@ -255,8 +261,18 @@ class Store:
             conn = self.engine.connect()
             setattr(self, slot, conn)
         try:
-            with conn.begin():
-                self._write(conn, batch)
+            if fsync:
+                with conn.begin():
+                    self._write(conn, batch)
+            else:
+                raw = conn.connection.driver_connection
+                assert raw is not None  # an open connection
+                raw.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with conn.begin():
+                        self._write(conn, batch)
+                finally:
+                    raw.execute("PRAGMA synchronous=FULL")
         except BaseException:
             setattr(self, slot, None)
             conn.close()
