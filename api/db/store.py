@@ -16,7 +16,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Table, select, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Engine,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    select,
+    text,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -100,6 +110,21 @@ _PARAMETERS_PER_STATEMENT = 4_000
 LOG_COLUMNS = ("seq", "applied_at", "kind", "payload")
 # Insert order respects what a reader expects to find together (log first).
 _INSERT_ORDER = list(_TABLES)
+
+
+def _pg_type(column_type: Any) -> str:
+    """The PostgreSQL type of an array parameter for a column of ``column_type``."""
+    if isinstance(column_type, BigInteger):
+        return "bigint"
+    if isinstance(column_type, Integer):
+        return "integer"
+    if isinstance(column_type, Boolean):
+        return "boolean"
+    if isinstance(column_type, LargeBinary):
+        return "bytea"
+    if isinstance(column_type, String):  # Text, VARCHAR and SQLModel's AutoString
+        return "text"
+    raise TypeError(f"no PostgreSQL array type for {column_type!r}")
 
 
 class Store:
@@ -337,8 +362,11 @@ class Store:
                 if len(columns) > 1
                 else [(r[columns[0]],) for r in rows]  # type: ignore[call-overload]
             )
-        if self.dialect == "postgresql" and not upsert:
-            self._copy(conn, name, columns, params)
+        if self.dialect == "postgresql":
+            if upsert:
+                self._upsert_arrays(conn, name, columns, params)
+            else:
+                self._copy(conn, name, columns, params)
             return
         # Many rows per statement, in chunks of a bounded size (statements are cached per
         # row count). On PostgreSQL one round trip instead of one per row; on SQLite one
@@ -349,6 +377,31 @@ class Store:
             chunk = params[start : start + rows_per]
             flat = tuple(value for row in chunk for value in row)
             conn.exec_driver_sql(self._statement(name, columns, upsert, len(chunk)), flat)
+
+    def _upsert_arrays(
+        self,
+        conn: Connection,
+        name: str,
+        columns: tuple[str, ...],
+        params: list[tuple[Any, ...]],
+    ) -> None:
+        """PostgreSQL, upserts: one array per column, unnested into rows by the server.
+        One short statement whatever the row count, so the driver parses it once and
+        prepares it, where a VALUES list of thousands of placeholders is parsed anew each
+        time."""
+        key = (name, columns, True, -1)
+        sql = self._statements.get(key)
+        if sql is None:
+            table = _TABLES[name]
+            arrays = ", ".join(f"%s::{_pg_type(table.c[c].type)}[]" for c in columns)
+            keys = [c.name for c in table.primary_key.columns]
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+            sql = self._statements[key] = (
+                f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                f"SELECT * FROM unnest({arrays}) "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+            )
+        conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*params, strict=True)))
 
     def _copy(
         self,

@@ -106,3 +106,15 @@ def test_a_fresh_service_logs_its_start_time_first(open_store: Callable[..., Sto
     assert seq == 1
     assert type(op).__name__ == "AdvanceClock"
     assert op.to == START_US  # type: ignore[union-attr]
+
+
+def test_every_column_has_a_postgresql_array_type() -> None:
+    """PostgreSQL upserts bind one typed array per column (Store._upsert_arrays): a
+    column of a type without one would fail only when first upserted."""
+    from api.db.store import _TABLES, _pg_type
+
+    types = {(name, c.name): _pg_type(c.type) for name, table in _TABLES.items() for c in table.c}
+    assert types[("orders", "id")] == "bigint"
+    assert types[("hardware", "confirmed")] == "boolean"
+    assert types[("events", "payload")] == "bytea"
+    assert set(types.values()) <= {"bigint", "integer", "boolean", "bytea", "text"}
