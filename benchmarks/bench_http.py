@@ -104,23 +104,55 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def server(cmd: list[str], ready_url: str, **popen: Any) -> Iterator[None]:
-    """Run a server process until the block ends, once ``ready_url`` answers."""
+def server(cmd: list[str], ready_url: str, **popen: Any) -> Iterator[int]:
+    """Run a server process until the block ends, once ``ready_url`` answers; yields its
+    pid."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
     try:
         wait_up(ready_url, proc)
-        yield
+        yield proc.pid
     finally:
         stop(proc)
+
+
+def _process_seconds(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(all, idle) CPU ticks of the machine so far (Linux /proc/stat)."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    return sum(ticks), ticks[3] + ticks[4]
+
+
+def load_with_cpu(pid: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """:func:`load`, also reporting the cores the server process used meanwhile and how
+    busy the whole machine was (server, load generator, database). Where /proc is missing,
+    the load figures alone."""
+    try:
+        before, (all0, idle0) = _process_seconds(pid), _machine_ticks()
+    except OSError:
+        return load(*args, **kwargs)
+    t0 = time.perf_counter()
+    result = load(*args, **kwargs)
+    elapsed = time.perf_counter() - t0
+    all1, idle1 = _machine_ticks()
+    result["server_cores"] = (_process_seconds(pid) - before) / elapsed
+    result["machine_busy"] = 1 - (idle1 - idle0) / max(1, all1 - all0)
+    return result
 
 
 def bench_noop(seconds: float) -> dict[str, Any]:
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", "noop_app:app", "--port", str(port)]
     cmd += ["--log-level", "warning", "--no-access-log"]
-    with server(cmd, f"http://127.0.0.1:{port}/docs", cwd=HERE):
+    with server(cmd, f"http://127.0.0.1:{port}/docs", cwd=HERE) as pid:
         body = '{"instrument":"X","side":"{side}","price":"{price}","quantity":"0.1"}'
-        return load(f"http://127.0.0.1:{port}/noop", seconds, body)
+        return load_with_cpu(pid, f"http://127.0.0.1:{port}/noop", seconds, body)
 
 
 def setup_market(base: str) -> tuple[str, str]:
@@ -300,13 +332,13 @@ def _bench_suanli(seconds: float, database_url: str | None, label: str) -> dict[
         cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
         cmd += ["--clock", "simulated", "--start", "2026-11-22T00:00:00Z"]
         cmd += ["--database-url", url, "--log-level", "warning"]
-        with server(cmd, base + "/v1/health", env=env):
+        with server(cmd, base + "/v1/health", env=env) as pid:
             key, symbol = setup_market(base)
             auth = (f"Authorization: Bearer {key}",)
             order = json.dumps(
                 {"instrument": symbol, "side": "{side}", "price": "{price}", "quantity": "0.1"}
             )
-            peak = load(base + "/v1/orders", seconds, order, auth)
+            peak = load_with_cpu(pid, base + "/v1/orders", seconds, order, auth)
             half = load(base + "/v1/orders", seconds, order, auth, rate=peak["ok_per_s"] / 2)
             prices = PRICES.split(",")
             batch = json.dumps(
@@ -356,14 +388,25 @@ def bench_peer(seconds: float, python: str) -> dict[str, Any] | None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "ME_DATA_DIR": tmp, "ME_FSYNC": "1", "ME_MARKETS": "FP16-H:0.01:0.1"}
         cmd = [python, "-m", "matching_engine", "serve", "--port", str(port)]
-        with server(cmd, f"http://127.0.0.1:{port}/healthz", env=env):
+        with server(cmd, f"http://127.0.0.1:{port}/healthz", env=env) as pid:
             body = '{"account": {i}, "side": "{side}", "price": "{price}", "quantity": "0.1"}'
-            return load(f"http://127.0.0.1:{port}/markets/FP16-H/orders", seconds, body)
+            return load_with_cpu(
+                pid, f"http://127.0.0.1:{port}/markets/FP16-H/orders", seconds, body
+            )
 
 
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
+
+
+def _cpu(results: list[dict[str, Any]]) -> str:
+    """Median server cores and machine load of peak runs, where they were measured."""
+    cores = [r["server_cores"] for r in results if "server_cores" in r]
+    if not cores:
+        return ""
+    busy = _median([r["machine_busy"] for r in results if "machine_busy" in r])
+    return f"  (server {_median(cores):.2f} cores, machine {busy:.0%} busy)"
 
 
 def main() -> int:
@@ -399,10 +442,10 @@ def main() -> int:
         print(line, flush=True)
     noop = _median([r["requests_per_s"] for r in noops])
     print(f"\nmedians of {args.rounds} interleaved rounds of {args.seconds:g} s")
-    print(f"no-op FastAPI endpoint          {noop:>9,.0f} req/s")
+    print(f"no-op FastAPI endpoint          {noop:>9,.0f} req/s{_cpu(noops)}")
     base = _median([p["ok_per_s"] for p in peers]) if peers else None
     if base:
-        print(f"matching-engine 0.1.1 gateway   {base:>9,.0f} orders/s")
+        print(f"matching-engine 0.1.1 gateway   {base:>9,.0f} orders/s{_cpu(peers)}")
     for label, rs in runs.items():
         single = _median([r["peak"]["ok_per_s"] for r in rs])
         p99 = _median([r["peak"]["p99_ms"] for r in rs])
@@ -412,6 +455,7 @@ def main() -> int:
         ws = _median([r["ws_orders_per_s"] for r in rs])
         ws_batch = _median([r["ws_batch_orders_per_s"] for r in rs])
         print(f"suanli {label:10s} single   {single:>9,.0f} orders/s  p99 {p99:.2f} ms")
+        print(f"  {_cpu([r['peak'] for r in rs]).strip()}")
         print(f"suanli {label:10s} at half  {half:>9,.0f} orders/s  p99 {half_p99:.2f} ms")
         print(f"suanli {label:10s} batch    {batch:>9,.0f} orders/s")
         lag = _median([r["batch_projection_lag"] for r in rs])
