@@ -137,6 +137,7 @@ class Store:
         self._lock: Any = None
         self._statements: dict[tuple[str, tuple[str, ...], bool, int], str] = {}
         self._writer: Connection | None = None
+        self._log: Connection | None = None  # PostgreSQL: log-only groups, autocommit
         self._projector: Connection | None = None
         if migrate:
             upgrade(self.engine)
@@ -189,7 +190,7 @@ class Store:
             self._lock = handle
 
     def close(self) -> None:
-        for slot in ("_writer", "_projector"):
+        for slot in ("_writer", "_log", "_projector"):
             conn = getattr(self, slot)
             if conn is not None:
                 conn.close()
@@ -261,8 +262,17 @@ class Store:
         return self.dialect == "postgresql"
 
     def write(self, batch: Batch) -> None:
-        """Write one batch in one transaction; returns only once it is durable."""
-        self._write_on("_writer", batch)
+        """Write one batch in one transaction; returns only once it is durable.
+
+        On PostgreSQL a group of log rows alone (almost every group: the rest carry API
+        keys or idempotency records too) is one ``INSERT`` on a connection in autocommit
+        mode: a single statement is its own transaction, atomic and durable when it
+        returns, and costs one round trip instead of four (``BEGIN``, the rows,
+        ``COMMIT``)."""
+        if self.dialect == "postgresql" and not batch.inserts and not batch.upserts:
+            self._write_on("_log", batch)
+        else:
+            self._write_on("_writer", batch)
 
     def write_projection(self, batch: Batch) -> None:
         """Write a batch of projection rows: on their own connection where
@@ -284,6 +294,8 @@ class Store:
         conn: Connection | None = getattr(self, slot)
         if conn is None:
             conn = self.engine.connect()
+            if slot == "_log":  # one statement per batch: see write()
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             setattr(self, slot, conn)
         try:
             if fsync:
@@ -363,8 +375,10 @@ class Store:
                 else [(r[columns[0]],) for r in rows]  # type: ignore[call-overload]
             )
         if self.dialect == "postgresql":
-            if upsert:
-                self._upsert_arrays(conn, name, columns, params)
+            # Upserts, and the log (a group's rows in one statement: see write()), as
+            # arrays; other appended rows, projection runs of thousands, by COPY.
+            if upsert or name == "operation_log":
+                self._insert_arrays(conn, name, columns, params, upsert=upsert)
             else:
                 self._copy(conn, name, columns, params)
             return
@@ -378,29 +392,32 @@ class Store:
             flat = tuple(value for row in chunk for value in row)
             conn.exec_driver_sql(self._statement(name, columns, upsert, len(chunk)), flat)
 
-    def _upsert_arrays(
+    def _insert_arrays(
         self,
         conn: Connection,
         name: str,
         columns: tuple[str, ...],
         params: list[tuple[Any, ...]],
+        *,
+        upsert: bool,
     ) -> None:
-        """PostgreSQL, upserts: one array per column, unnested into rows by the server.
-        One short statement whatever the row count, so the driver parses it once and
-        prepares it, where a VALUES list of thousands of placeholders is parsed anew each
-        time."""
-        key = (name, columns, True, -1)
+        """PostgreSQL: one array per column, unnested into rows by the server. One short
+        statement whatever the row count, so the driver parses it once and prepares it,
+        where a VALUES list of thousands of placeholders is parsed anew each time."""
+        key = (name, columns, upsert, -1)
         sql = self._statements.get(key)
         if sql is None:
             table = _TABLES[name]
             arrays = ", ".join(f"%s::{_pg_type(table.c[c].type)}[]" for c in columns)
-            keys = [c.name for c in table.primary_key.columns]
-            updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
-            sql = self._statements[key] = (
+            sql = (
                 f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                f"SELECT * FROM unnest({arrays}) "
-                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+                f"SELECT * FROM unnest({arrays})"
             )
+            if upsert:
+                keys = [c.name for c in table.primary_key.columns]
+                updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+                sql += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+            self._statements[key] = sql
         conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*params, strict=True)))
 
     def _copy(

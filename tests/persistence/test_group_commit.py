@@ -12,11 +12,11 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlmodel import SQLModel
 
 import api.db.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-from api.db.store import Store
+from api.db.store import Batch, Store
 from api.service import ExchangeService, Submission
 from exchange.core import OrderState, Rejected
 from exchange.operations import Deposit, PlaceOrder, Withdraw
@@ -186,3 +186,53 @@ def test_a_refusal_inside_a_batch_changes_nothing(open_store: Callable[..., Stor
     service.store.close()
     restarted = start_service(open_store())
     assert restarted.core.state_hash() == service.core.state_hash()
+
+
+def test_postgresql_log_only_groups_commit_as_one_autocommit_statement(
+    open_store: Callable[..., Store],
+) -> None:
+    """On PostgreSQL a group of log rows alone is one INSERT in autocommit mode (one
+    round trip, atomic, durable on return); groups with other rows keep a transaction."""
+    store = open_store()
+    if store.dialect != "postgresql":
+        pytest.skip("the autocommit log path is PostgreSQL's")
+    service = start_service(store)
+    market = setup_market(service.run)
+    reader = open_store(migrate=False)
+    statements: list[tuple[bool, str]] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def _seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append((conn.connection.driver_connection.autocommit, statement))
+
+    async def main() -> None:
+        await service.start()
+        try:
+            for op in _orders(market, 40):
+                order = await service.submit(op)
+                assert reader.operation_at(service.seq) == op, f"order {order.id} not durable"
+
+            # A group with rows beyond the log (an idempotency record) takes a transaction.
+            def extra(outcome: object, batch: Batch) -> None:
+                batch.insert(
+                    "idempotency_keys",
+                    {
+                        "account_id": market.lab,
+                        "key": "k-1",
+                        "request_digest": "0" * 64,
+                        "status": 201,
+                        "body": "{}",
+                        "created_at": 0,
+                    },
+                )
+
+            await service.submit(Deposit(market.lab, CNY), extra=extra)
+        finally:
+            await service.stop()
+
+    asyncio.run(main())
+    logged = [(auto, sql) for auto, sql in statements if "INTO operation_log" in sql]
+    assert len(logged) >= 41
+    assert all(auto for auto, _ in logged[:-1]), "a log-only group ran inside a transaction"
+    assert logged[-1][0] is False, "a group with other rows must be one transaction"
+    assert reader.count("idempotency_keys") == 1
