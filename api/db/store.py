@@ -112,6 +112,13 @@ LOG_COLUMNS = ("seq", "applied_at", "kind", "payload")
 _INSERT_ORDER = list(_TABLES)
 
 
+def _on_conflict_update(table: Table, columns: tuple[str, ...]) -> str:
+    """The clause that turns an INSERT of ``columns`` into ``table`` into an upsert."""
+    keys = [c.name for c in table.primary_key.columns]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+    return f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+
+
 def _pg_type(column_type: Any) -> str:
     """The PostgreSQL type of an array parameter for a column of ``column_type``."""
     if isinstance(column_type, BigInteger):
@@ -345,9 +352,7 @@ class Store:
                 [row] * rows
             )
             if upsert:
-                keys = [c.name for c in table.primary_key.columns]
-                updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
-                sql += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+                sql += _on_conflict_update(table, columns)
             self._statements[key] = sql
         return sql
 
@@ -414,9 +419,7 @@ class Store:
                 f"SELECT * FROM unnest({arrays})"
             )
             if upsert:
-                keys = [c.name for c in table.primary_key.columns]
-                updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
-                sql += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+                sql += _on_conflict_update(table, columns)
             self._statements[key] = sql
         conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*params, strict=True)))
 
