@@ -400,6 +400,13 @@ def _median(values: list[float]) -> float:
     return ordered[len(ordered) // 2]
 
 
+def _latency(results: list[dict[str, Any]]) -> str:
+    """Median p50 and p99 of peak runs."""
+    p50 = _median([r["p50_ms"] for r in results])
+    p99 = _median([r["p99_ms"] for r in results])
+    return f"  p50 {p50:.2f} ms  p99 {p99:.2f} ms"
+
+
 def _cpu(results: list[dict[str, Any]]) -> str:
     """Median server cores and machine load of peak runs, where they were measured."""
     cores = [r["server_cores"] for r in results if "server_cores" in r]
@@ -442,21 +449,31 @@ def main() -> int:
         print(line, flush=True)
     noop = _median([r["requests_per_s"] for r in noops])
     print(f"\nmedians of {args.rounds} interleaved rounds of {args.seconds:g} s")
-    print(f"no-op FastAPI endpoint          {noop:>9,.0f} req/s{_cpu(noops)}")
+    print(f"no-op FastAPI endpoint          {noop:>9,.0f} req/s{_latency(noops)}{_cpu(noops)}")
     base = _median([p["ok_per_s"] for p in peers]) if peers else None
     if base:
-        print(f"matching-engine 0.1.1 gateway   {base:>9,.0f} orders/s{_cpu(peers)}")
+        print(
+            f"matching-engine 0.1.1 gateway   {base:>9,.0f} orders/s{_latency(peers)}{_cpu(peers)}"
+        )
     for label, rs in runs.items():
         single = _median([r["peak"]["ok_per_s"] for r in rs])
+        p50 = _median([r["peak"]["p50_ms"] for r in rs])
         p99 = _median([r["peak"]["p99_ms"] for r in rs])
         half = _median([r["half"]["ok_per_s"] for r in rs])
+        half_p50 = _median([r["half"]["p50_ms"] for r in rs])
         half_p99 = _median([r["half"]["p99_ms"] for r in rs])
         batch = _median([r["batch_orders_per_s"] for r in rs])
         ws = _median([r["ws_orders_per_s"] for r in rs])
         ws_batch = _median([r["ws_batch_orders_per_s"] for r in rs])
-        print(f"suanli {label:10s} single   {single:>9,.0f} orders/s  p99 {p99:.2f} ms")
+        print(
+            f"suanli {label:10s} single   {single:>9,.0f} orders/s"
+            f"  p50 {p50:.2f} ms  p99 {p99:.2f} ms"
+        )
         print(f"  {_cpu([r['peak'] for r in rs]).strip()}")
-        print(f"suanli {label:10s} at half  {half:>9,.0f} orders/s  p99 {half_p99:.2f} ms")
+        print(
+            f"suanli {label:10s} at half  {half:>9,.0f} orders/s"
+            f"  p50 {half_p50:.2f} ms  p99 {half_p99:.2f} ms"
+        )
         print(f"suanli {label:10s} batch    {batch:>9,.0f} orders/s")
         lag = _median([r["batch_projection_lag"] for r in rs])
         print(f"  projections at most {lag:,.0f} operations behind the log during it")
