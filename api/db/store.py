@@ -274,7 +274,7 @@ class Store:
         On PostgreSQL a group of log rows alone (almost every group: the rest carry API
         keys or idempotency records too) is one ``INSERT`` on a connection in autocommit
         mode: a single statement is its own transaction, atomic and durable when it
-        returns, and costs one round trip instead of four (``BEGIN``, the rows,
+        returns, and costs one round trip instead of several (``BEGIN``, the rows,
         ``COMMIT``)."""
         if self.dialect == "postgresql" and not batch.inserts and not batch.upserts:
             self._write_on("_log", batch)
