@@ -20,7 +20,7 @@ from api.deps import (
     units,
 )
 from api.endpoint import Incoming, header, route
-from api.errors import ApiError, error_body
+from api.errors import ApiError, FastJSONResponse, error_body
 from api.responses import ERROR_RESPONSES, AccountFillOut, BatchOut, CancelAllOut, OrderOut, Page
 from api.schemas import AmendIn, BatchIn, OrderIn
 from api.service import Submission
@@ -247,27 +247,28 @@ async def get_order(order_id: int, ctx: ContextDep, account: CurrentAccount) -> 
     return order_view(_own_order(ctx, account, order_id))
 
 
+# Amend and cancel, a market maker's busiest routes after order entry, answer the order
+# view as it is, like order entry: FastAPI then skips validating it against OrderOut
+# (about 12 µs an order), which documents it; tests round-trip these bodies through it.
 @router.patch("/orders/{order_id}", response_model=OrderOut)
 async def amend_order(
     order_id: int, body: AmendIn, ctx: ContextDep, account: CurrentAccount
-) -> dict[str, Any]:
+) -> FastJSONResponse:
     """Lowering the quantity keeps priority; a new price or a higher quantity re-queues."""
     _own_order(ctx, account, order_id)
     if body.price is None and body.quantity is None:
         raise ApiError("nothing_to_amend", "give a new price, a new quantity or both")
     throttle(ctx, account)
     op = AmendOrder(account.id, order_id, _price(body.price), _quantity(body.quantity))
-    result: dict[str, Any] = await ctx.service.submit(op, order_view)
-    return result
+    return FastJSONResponse(await ctx.service.submit(op, order_view))
 
 
 @router.delete("/orders/{order_id}", response_model=OrderOut)
-async def cancel_order(order_id: int, request: Request) -> dict[str, Any]:
+async def cancel_order(order_id: int, request: Request) -> FastJSONResponse:
     """Cancel; never rate limited, so a throttled client can still pull its orders."""
     ctx, account = request_account(request)
     _own_order(ctx, account, order_id)
-    result: dict[str, Any] = await ctx.service.submit(CancelOrder(account.id, order_id), order_view)
-    return result
+    return FastJSONResponse(await ctx.service.submit(CancelOrder(account.id, order_id), order_view))
 
 
 @router.delete("/orders", response_model=CancelAllOut)
