@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.routing import Route
 
 from api.deps import (
     Context,
@@ -19,7 +20,7 @@ from api.deps import (
     throttle,
     units,
 )
-from api.endpoint import Incoming, header, route
+from api.endpoint import Handler, Incoming, header, route
 from api.errors import ApiError, FastJSONResponse, error_body
 from api.responses import ERROR_RESPONSES, AccountFillOut, BatchOut, CancelAllOut, OrderOut, Page
 from api.schemas import AmendIn, BatchIn, OrderIn
@@ -170,49 +171,47 @@ async def place_many(
     return results
 
 
+def _entry(path: str, handler: Handler, body: str, answers: dict[str, tuple[str, str]]) -> Route:
+    """A lean order-entry route (POST, ``body`` in), documented as FastAPI would document
+    it: ``answers`` maps a 2xx status to (description, response model); the refusals are
+    the same for both routes."""
+    name = handler.__name__
+    responses: dict[str, Any] = {
+        status: {"description": description, **_json(model)}
+        for status, (description, model) in answers.items()
+    }
+    responses.update({status: _ERROR for status in ("401", "413", "422", "429")})
+    return route(
+        path,
+        "POST",
+        handler,
+        {
+            "tags": ["orders"],
+            "summary": name.replace("_", " ").title(),
+            "description": handler.__doc__,
+            "operationId": f"{name}{path.replace('/', '_')}_post",
+            "requestBody": {"required": True, **_json(body)},
+            "responses": responses,
+        },
+    )
+
+
 #: The order-entry routes, lean ASGI endpoints (api.endpoint) matched before all others.
 ENTRY_ROUTES = [
-    route(
+    _entry(
         "/v1/orders",
-        "POST",
         place_order,
+        "OrderIn",
         {
-            "tags": ["orders"],
-            "summary": "Place Order",
-            "description": place_order.__doc__,
-            "operationId": "place_order_v1_orders_post",
-            "requestBody": {"required": True, **_json("OrderIn")},
-            "responses": {
-                "201": {"description": "accepted and durably committed", **_json("OrderOut")},
-                "200": {
-                    "description": "the original order of a repeated client_order_id",
-                    **_json("OrderOut"),
-                },
-                "401": _ERROR,
-                "413": _ERROR,
-                "422": _ERROR,
-                "429": _ERROR,
-            },
+            "201": ("accepted and durably committed", "OrderOut"),
+            "200": ("the original order of a repeated client_order_id", "OrderOut"),
         },
     ),
-    route(
+    _entry(
         "/v1/orders/batch",
-        "POST",
         place_batch,
-        {
-            "tags": ["orders"],
-            "summary": "Place Batch",
-            "description": place_batch.__doc__,
-            "operationId": "place_batch_v1_orders_batch_post",
-            "requestBody": {"required": True, **_json("BatchIn")},
-            "responses": {
-                "200": {"description": "one result per order, in order", **_json("BatchOut")},
-                "401": _ERROR,
-                "413": _ERROR,
-                "422": _ERROR,
-                "429": _ERROR,
-            },
-        },
+        "BatchIn",
+        {"200": ("one result per order, in order", "BatchOut")},
     ),
 ]
 
