@@ -142,7 +142,7 @@ class Store:
         self.engine: Engine = make_engine(url)
         self.dialect = self.engine.dialect.name
         self._lock: Any = None
-        self._statements: dict[tuple[str, tuple[str, ...], bool, int], str] = {}
+        self._statements: dict[tuple[str, tuple[str, ...], bool, int | None], str] = {}
         self._writer: Connection | None = None
         self._log: Connection | None = None  # PostgreSQL: log-only groups, autocommit
         self._projector: Connection | None = None
@@ -340,17 +340,25 @@ class Store:
                     conn, name, list(keyed.values()), upsert=True, declared=declared.get(name)
                 )
 
-    def _statement(self, name: str, columns: tuple[str, ...], upsert: bool, rows: int) -> str:
-        """INSERT (or upsert) of ``rows`` rows in one VALUES list."""
+    def _statement(
+        self, name: str, columns: tuple[str, ...], upsert: bool, rows: int | None
+    ) -> str:
+        """INSERT (or upsert) into ``name``, built once and cached: of ``rows`` rows in one
+        VALUES list (SQLite), or, with ``rows`` None, of one array parameter per column
+        unnested by the server (PostgreSQL: one short statement whatever the row count,
+        which the driver parses once and prepares, where a VALUES list of thousands of
+        placeholders is parsed anew each time)."""
         key = (name, columns, upsert, rows)
         sql = self._statements.get(key)
         if sql is None:
-            mark = "?" if self.dialect == "sqlite" else "%s"
             table = _TABLES[name]
-            row = f"({', '.join(mark for _ in columns)})"
-            sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES " + ", ".join(
-                [row] * rows
-            )
+            sql = f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            if rows is None:
+                arrays = ", ".join(f"%s::{_pg_type(table.c[c].type)}[]" for c in columns)
+                sql += f"SELECT * FROM unnest({arrays})"
+            else:
+                row = f"({', '.join('?' for _ in columns)})"
+                sql += "VALUES " + ", ".join([row] * rows)
             if upsert:
                 sql += _on_conflict_update(table, columns)
             self._statements[key] = sql
@@ -383,45 +391,20 @@ class Store:
             # Upserts, and the log (a group's rows in one statement: see write()), as
             # arrays; other appended rows, projection runs of thousands, by COPY.
             if upsert or name == "operation_log":
-                self._insert_arrays(conn, name, columns, params, upsert=upsert)
+                arrays = tuple(list(column) for column in zip(*params, strict=True))
+                conn.exec_driver_sql(self._statement(name, columns, upsert, None), arrays)
             else:
                 self._copy(conn, name, columns, params)
             return
-        # Many rows per statement, in chunks of a bounded size (statements are cached per
-        # row count). On PostgreSQL one round trip instead of one per row; on SQLite one
-        # statement step, around which the driver gives up the interpreter lock, instead
-        # of one per row (each a chance for the event loop's thread to take it away).
+        # SQLite: many rows per statement, in chunks of a bounded size (statements are
+        # cached per row count): one statement step, around which the driver gives up the
+        # interpreter lock, instead of one per row (each a chance for the event loop's
+        # thread to take it away).
         rows_per = max(1, _PARAMETERS_PER_STATEMENT // len(columns))
         for start in range(0, len(params), rows_per):
             chunk = params[start : start + rows_per]
             flat = tuple(value for row in chunk for value in row)
             conn.exec_driver_sql(self._statement(name, columns, upsert, len(chunk)), flat)
-
-    def _insert_arrays(
-        self,
-        conn: Connection,
-        name: str,
-        columns: tuple[str, ...],
-        params: list[tuple[Any, ...]],
-        *,
-        upsert: bool,
-    ) -> None:
-        """PostgreSQL: one array per column, unnested into rows by the server. One short
-        statement whatever the row count, so the driver parses it once and prepares it,
-        where a VALUES list of thousands of placeholders is parsed anew each time."""
-        key = (name, columns, upsert, -1)
-        sql = self._statements.get(key)
-        if sql is None:
-            table = _TABLES[name]
-            arrays = ", ".join(f"%s::{_pg_type(table.c[c].type)}[]" for c in columns)
-            sql = (
-                f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                f"SELECT * FROM unnest({arrays})"
-            )
-            if upsert:
-                sql += _on_conflict_update(table, columns)
-            self._statements[key] = sql
-        conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*params, strict=True)))
 
     def _copy(
         self,

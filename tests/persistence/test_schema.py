@@ -109,7 +109,7 @@ def test_a_fresh_service_logs_its_start_time_first(open_store: Callable[..., Sto
 
 
 def test_every_column_has_a_postgresql_array_type() -> None:
-    """PostgreSQL upserts and log rows bind one typed array per column (Store._insert_arrays): a
+    """PostgreSQL upserts and log rows bind one typed array per column (Store._statement): a
     column of a type without one would fail only when first upserted."""
     from api.db.store import _TABLES, _pg_type
 
