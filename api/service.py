@@ -12,7 +12,8 @@ written behind the log, in runs: ``projection_delay`` seconds after the oldest o
 they lack, once ``projection_max`` operations wait, or when :meth:`flush` is awaited
 (read-your-writes for routes that read those tables); always at a moment when everything
 applied is also committed, in a transaction of their own that moves the projection
-watermark.
+watermark. Where the log waits for them (SQLite, one connection), a run is written in
+chunks with the log's groups in between.
 
 On start the service replays the operation log into a fresh core: books, holds,
 balances, sequence numbers and the state hash come back exactly; operations past the
@@ -416,20 +417,23 @@ class ExchangeService:
                 in_flight = (write, items, published)
         except BaseException as exc:  # a failed commit: memory is ahead of disk
             self.stopped = exc
-            failed = list(items) + (in_flight[1] if in_flight is not None else [])
-            for item in failed:
-                if item.future is not None and not item.future.done():
-                    item.future.set_exception(ServiceStopped(repr(exc)))
-            for waiter in self._flush_waiters:
-                if not waiter.done():
-                    waiter.set_exception(ServiceStopped(repr(exc)))
-            self._fail_queued(queue, exc)
+            # Everyone waiting learns it: the group in flight, the items taken or still
+            # queued, and the callers of flush().
+            queued = []
+            while not queue.empty():
+                queued.append(queue.get_nowait())
+            waiting = list(items) + (in_flight[1] if in_flight is not None else []) + queued
+            futures = [i.future for i in waiting if i is not _WAKE and i.future is not None]
+            for future in futures + self._flush_waiters:
+                if not future.done():
+                    future.set_exception(ServiceStopped(repr(exc)))
             if isinstance(exc, asyncio.CancelledError):
                 raise
 
     async def _start_projection(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Write the projections of everything applied (all of it committed to the log).
-        On the writer's connection, the log waits for them; on a connection of their own,
+        """Write the projections of the oldest operations applied (all of them committed to
+        the log), a chunk of them where the log waits (see ``projection_chunk``). On the
+        writer's connection, the log waits for them; on a connection of their own,
         they commit while the log goes on (one projection write at a time, in order)."""
         if self._projection_write is not None:
             await self._projection_write
@@ -481,13 +485,6 @@ class ExchangeService:
             if item.future is not None and not item.future.done():
                 item.future.set_result(None)  # not the item: that would be a cycle
         self._publish(published)
-
-    @staticmethod
-    def _fail_queued(queue: asyncio.Queue[Submission], exc: BaseException) -> None:
-        while not queue.empty():
-            item = queue.get_nowait()
-            if item is not _WAKE and item.future is not None and not item.future.done():
-                item.future.set_exception(ServiceStopped(repr(exc)))
 
     async def _tick_loop(self, seconds: float) -> None:
         """Real clock: advance the exchange clock even when no request arrives."""
