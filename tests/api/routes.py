@@ -61,17 +61,21 @@ class Route:
         return f"{self.method} {self.path}"
 
 
-def _walk(routes: Iterable[Any]) -> Iterator[tuple[str, set[str]]]:
+def leaf_routes(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(full path, route object) of every route, included routers walked into."""
     for route in routes:
         included = getattr(route, "original_router", None)
         if included is not None:  # FastAPI >= 0.13x keeps included routers as nodes
-            prefix = getattr(getattr(route, "include_context", None), "prefix", "") or ""
-            for path, methods in _walk(included.routes):
-                yield prefix + path, methods
+            inner = getattr(getattr(route, "include_context", None), "prefix", "") or ""
+            yield from leaf_routes(included.routes, prefix + inner)
             continue
         path = getattr(route, "path", None)
-        if path is None:
-            continue
+        if path is not None:
+            yield prefix + path, route
+
+
+def _walk(routes: Iterable[Any]) -> Iterator[tuple[str, set[str]]]:
+    for path, route in leaf_routes(routes):
         yield path, set(getattr(route, "methods", None) or ())
 
 

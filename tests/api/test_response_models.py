@@ -25,7 +25,7 @@ from pydantic import BaseModel, TypeAdapter
 from api.app import create_app
 from api.responses import BatchOut, OrderOut
 from tests.api.conftest import ADMIN, GPU_CLASS, H100, TIER, TIER_BODY, Api
-from tests.api.routes import http_routes
+from tests.api.routes import http_routes, leaf_routes
 
 #: The order-entry routes are served outside FastAPI's routing (api.endpoint); these are
 #: the models their OpenAPI entries document.
@@ -33,16 +33,6 @@ ENTRY_MODELS: dict[tuple[str, str], Any] = {
     ("POST", "/v1/orders"): OrderOut,
     ("POST", "/v1/orders/batch"): BatchOut,
 }
-
-
-def _api_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
-    for route in routes:
-        included = getattr(route, "original_router", None)
-        if included is not None:  # FastAPI >= 0.13x keeps included routers as nodes
-            inner = getattr(getattr(route, "include_context", None), "prefix", "") or ""
-            yield from _api_routes(included.routes, prefix + inner)
-        elif isinstance(route, APIRoute):
-            yield prefix + route.path, route
 
 
 def _is_json(route: APIRoute) -> bool:
@@ -55,8 +45,8 @@ def _is_json(route: APIRoute) -> bool:
 def json_routes(app: FastAPI) -> dict[tuple[str, str], APIRoute]:
     """(method, path) -> the APIRoute, for every route answering JSON."""
     found = {}
-    for path, route in _api_routes(app.routes):
-        if _is_json(route):
+    for path, route in leaf_routes(app.routes):
+        if isinstance(route, APIRoute) and _is_json(route):
             for method in route.methods - {"HEAD"}:
                 found[(method, path)] = route
     return found

@@ -299,6 +299,28 @@ def snapshot(core: ExchangeCore) -> dict[str, Any]:
 MONEY_TEXT = re.compile(r"^-?\d+\.\d{2,10}$")
 
 
+def order_stream(market: Market, n: int) -> list[PlaceOrder]:
+    """Buys and sells on two windows; every fifth crosses the book, so some trade."""
+    ops = []
+    for i in range(n):
+        side = Side.BUY if i % 2 == 0 else Side.SELL
+        account = market.lab if side is Side.BUY else market.dc
+        step = (i % 7 + 1) * TICK * 10
+        cross = i % 5 == 4
+        price = REFERENCE_PRICE + (step if (side is Side.BUY) == cross else -step)
+        ops.append(
+            PlaceOrder(
+                account,
+                market.symbols[1 + (i // 2) % 2],
+                side,
+                quantity=(i % 9 + 1) * LOT,
+                price=price,
+                client_order_id=f"gc-{i}",
+            )
+        )
+    return ops
+
+
 def rows(store: Store, table: str, **where: Any) -> list[dict[str, Any]]:
     """Rows of a table as dicts, optionally filtered by column equality."""
     t_ = SQLModel.metadata.tables[table]

@@ -26,37 +26,14 @@ from .market import (
     CNY,
     LOT,
     REFERENCE_PRICE,
-    TICK,
-    Market,
     assert_conserved,
+    order_stream,
     setup_market,
     snapshot,
     start_service,
 )
 
 N = 200
-
-
-def _orders(market: Market, n: int) -> list[PlaceOrder]:
-    """Buys and sells on two windows; every fifth crosses the book, so some trade."""
-    ops = []
-    for i in range(n):
-        side = Side.BUY if i % 2 == 0 else Side.SELL
-        account = market.lab if side is Side.BUY else market.dc
-        step = (i % 7 + 1) * TICK * 10
-        cross = i % 5 == 4
-        price = REFERENCE_PRICE + (step if (side is Side.BUY) == cross else -step)
-        ops.append(
-            PlaceOrder(
-                account,
-                market.symbols[1 + (i // 2) % 2],
-                side,
-                quantity=(i % 9 + 1) * LOT,
-                price=price,
-                client_order_id=f"gc-{i}",
-            )
-        )
-    return ops
 
 
 def _order_row(reader: Store, order_id: int) -> dict[str, object] | None:
@@ -88,7 +65,7 @@ def test_submit_many_is_durable_when_it_returns(open_store: Callable[..., Store]
     market = setup_market(service.run)
     reader = open_store(migrate=False)
     base_seq = service.seq
-    ops: list[PlaceOrder | Withdraw] = list(_orders(market, N))
+    ops: list[PlaceOrder | Withdraw] = list(order_stream(market, N))
     ops.insert(N // 2, Withdraw(market.lab, 10**9 * CNY))  # refused: too much
     sizes = _spy_commits(service)
 
@@ -135,7 +112,7 @@ def test_concurrent_submits_are_durable_before_their_futures_resolve(
     market = setup_market(service.run)
     reader = open_store(migrate=False)
     base_seq = service.seq
-    ops = _orders(market, N)
+    ops = order_stream(market, N)
     sizes = _spy_commits(service)
 
     async def main() -> int:
@@ -174,7 +151,7 @@ def test_a_refusal_inside_a_batch_changes_nothing(open_store: Callable[..., Stor
     """One refused operation among accepted ones: the others commit, it leaves no trace."""
     service = start_service(open_store())
     market = setup_market(service.run)
-    good = _orders(market, 4)
+    good = order_stream(market, 4)
     bad = PlaceOrder(market.lab, "NO-SUCH-SYMBOL", Side.BUY, quantity=LOT, price=REFERENCE_PRICE)
     items = service.execute([Submission(good[0]), Submission(bad), Submission(good[1])])
     assert items[1].error is not None and items[1].error.code == "instrument_not_found"
@@ -208,7 +185,7 @@ def test_postgresql_log_only_groups_commit_as_one_autocommit_statement(
     async def main() -> None:
         await service.start()
         try:
-            for op in _orders(market, 40):
+            for op in order_stream(market, 40):
                 order = await service.submit(op)
                 assert reader.operation_at(service.seq) == op, f"order {order.id} not durable"
 

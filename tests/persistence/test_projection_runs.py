@@ -20,8 +20,7 @@ from api.service import ExchangeService, Submission
 from exchange.core import Rejected
 from exchange.operations import PlaceOrder, Withdraw
 
-from .market import CNY, assert_projections_agree, setup_market, start_service
-from .test_group_commit import _orders
+from .market import CNY, assert_projections_agree, order_stream, setup_market, start_service
 
 N = 300
 
@@ -47,7 +46,7 @@ def test_chunked_projection_runs_follow_the_log(open_store: Callable[..., Store]
     service = start_service(open_store(), projection_delay=3600.0, projection_chunk=4)
     market = setup_market(service.run)
     reader = open_store(migrate=False)
-    ops = _orders(market, N)
+    ops = order_stream(market, N)
     marks = _watermarks(service, reader)
 
     async def main() -> None:
@@ -93,7 +92,7 @@ def test_sqlite_projection_commits_skip_their_fsync_log_commits_keep_it(
     async def main() -> None:
         await service.start()
         try:
-            await asyncio.gather(*(service.submit(op) for op in _orders(market, 40)))
+            await asyncio.gather(*(service.submit(op) for op in order_stream(market, 40)))
             await service.flush()
         finally:
             await service.stop()
@@ -110,7 +109,7 @@ def test_orders_leave_no_reference_cycles(open_store: Callable[..., Store]) -> N
     for the collector, whose pauses would show as latency spikes under load."""
     service = start_service(open_store())
     market = setup_market(service.run)
-    ops: list[PlaceOrder | Withdraw] = list(_orders(market, 100))
+    ops: list[PlaceOrder | Withdraw] = list(order_stream(market, 100))
     ops += [Withdraw(market.lab, 10**9 * CNY) for _ in range(20)]  # refused
 
     async def main() -> None:
