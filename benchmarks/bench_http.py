@@ -214,7 +214,6 @@ class LagWatch:
         self.base = base
         self.every = every
         self.largest = 0
-        self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -224,7 +223,6 @@ class LagWatch:
                 health = client.get("/v1/health").json()
                 lag = int(health["operations"]) - int(health["projected_operations"])
                 self.largest = max(self.largest, lag)
-                self.samples += 1
 
     def __enter__(self) -> LagWatch:
         self._thread.start()
@@ -401,7 +399,7 @@ def _median(values: list[float]) -> float:
 
 
 def _latency(results: list[dict[str, Any]]) -> str:
-    """Median p50 and p99 of peak runs."""
+    """Median p50 and p99 of load runs."""
     p50 = _median([r["p50_ms"] for r in results])
     p99 = _median([r["p99_ms"] for r in results])
     return f"  p50 {p50:.2f} ms  p99 {p99:.2f} ms"
@@ -456,24 +454,15 @@ def main() -> int:
             f"matching-engine 0.1.1 gateway   {base:>9,.0f} orders/s{_latency(peers)}{_cpu(peers)}"
         )
     for label, rs in runs.items():
-        single = _median([r["peak"]["ok_per_s"] for r in rs])
-        p50 = _median([r["peak"]["p50_ms"] for r in rs])
-        p99 = _median([r["peak"]["p99_ms"] for r in rs])
-        half = _median([r["half"]["ok_per_s"] for r in rs])
-        half_p50 = _median([r["half"]["p50_ms"] for r in rs])
-        half_p99 = _median([r["half"]["p99_ms"] for r in rs])
+        peaks, halves = [r["peak"] for r in rs], [r["half"] for r in rs]
+        single = _median([r["ok_per_s"] for r in peaks])
+        half = _median([r["ok_per_s"] for r in halves])
         batch = _median([r["batch_orders_per_s"] for r in rs])
         ws = _median([r["ws_orders_per_s"] for r in rs])
         ws_batch = _median([r["ws_batch_orders_per_s"] for r in rs])
-        print(
-            f"suanli {label:10s} single   {single:>9,.0f} orders/s"
-            f"  p50 {p50:.2f} ms  p99 {p99:.2f} ms"
-        )
-        print(f"  {_cpu([r['peak'] for r in rs]).strip()}")
-        print(
-            f"suanli {label:10s} at half  {half:>9,.0f} orders/s"
-            f"  p50 {half_p50:.2f} ms  p99 {half_p99:.2f} ms"
-        )
+        print(f"suanli {label:10s} single   {single:>9,.0f} orders/s{_latency(peaks)}")
+        print(f"  {_cpu(peaks).strip()}")
+        print(f"suanli {label:10s} at half  {half:>9,.0f} orders/s{_latency(halves)}")
         print(f"suanli {label:10s} batch    {batch:>9,.0f} orders/s")
         lag = _median([r["batch_projection_lag"] for r in rs])
         print(f"  projections at most {lag:,.0f} operations behind the log during it")
