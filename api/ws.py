@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -72,6 +73,30 @@ class Connection:
                 self.queue.put_nowait(None)
 
 
+def _delta(channel: str, event: BookChanged) -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "type": "delta",
+        "sequence": event.seq,
+        "side": event.side.value,
+        "price": format_price(event.price),
+        "quantity": format_quantity(event.quantity),
+    }
+
+
+def _trade(channel: str, event: Trade) -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "type": "trade",
+        "sequence": event.seq,
+        "id": event.trade_id,
+        "price": format_price(event.price),
+        "quantity": format_quantity(event.quantity),
+        "taker_side": event.taker_side.value,
+        "time": iso(event.ts),
+    }
+
+
 class Hub:
     """Fans committed events out to subscribed connections."""
 
@@ -95,53 +120,26 @@ class Hub:
             self.unsubscribe(conn, channel)
         self.subscribers["orders"].discard(conn)
 
-    def _emit(self, channel: str, message: dict[str, Any]) -> None:
+    def _emit(self, channel: str, event: Any, build: Callable[[str, Any], dict[str, Any]]) -> None:
+        """Advance ``channel``'s sequence to ``event``'s; only where someone listens is
+        its message built (``build``) and sent. Called after every commit."""
         prev = self.last_seq.get(channel, 0)
-        self.last_seq[channel] = message["sequence"]
+        self.last_seq[channel] = event.seq
+        conns = self.subscribers.get(channel)
+        if not conns:
+            return
+        message = build(channel, event)
         message["prev_sequence"] = prev
-        for conn in list(self.subscribers.get(channel, ())):
+        for conn in list(conns):
             conn.send(message)
 
     def publish(self, published: Published) -> None:
-        # Called after every commit: a channel nobody listens to only advances its
-        # sequence; no message is built for it.
-        subscribers = self.subscribers
         for event in published.events:
             if isinstance(event, BookChanged):
-                channel = "book:" + event.symbol
-                if not subscribers.get(channel):
-                    self.last_seq[channel] = event.seq
-                    continue
-                self._emit(
-                    channel,
-                    {
-                        "channel": channel,
-                        "type": "delta",
-                        "sequence": event.seq,
-                        "side": event.side.value,
-                        "price": format_price(event.price),
-                        "quantity": format_quantity(event.quantity),
-                    },
-                )
+                self._emit("book:" + event.symbol, event, _delta)
             elif isinstance(event, Trade):
-                channel = "trades:" + event.symbol
-                if not subscribers.get(channel):
-                    self.last_seq[channel] = event.seq
-                    continue
-                self._emit(
-                    channel,
-                    {
-                        "channel": channel,
-                        "type": "trade",
-                        "sequence": event.seq,
-                        "id": event.trade_id,
-                        "price": format_price(event.price),
-                        "quantity": format_quantity(event.quantity),
-                        "taker_side": event.taker_side.value,
-                        "time": iso(event.ts),
-                    },
-                )
-        watchers = subscribers.get("orders")
+                self._emit("trades:" + event.symbol, event, _trade)
+        watchers = self.subscribers.get("orders")
         if not watchers:
             return
         orders = self.ctx.service.core.orders
