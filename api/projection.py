@@ -54,9 +54,7 @@ class Applied(msgspec.Struct, gc=False):
     delivery: tuple[int, int, int, int, int] | None = None
 
 
-def applied(
-    core: ExchangeCore, seq: int, op: Operation, result: Any, changes: Changes
-) -> Applied:
+def applied(core: ExchangeCore, seq: int, op: Operation, result: Any, changes: Changes) -> Applied:
     """Record an operation ``core`` has just applied, for projection later."""
     delivery = None
     if isinstance(op, ReportDelivery):

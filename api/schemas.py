@@ -37,6 +37,15 @@ Code = Annotated[
 Symbol = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Precision = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4"]
 Region = Literal["north", "northeast", "east", "central", "northwest", "south", "southwest"]
+# The wire's words, shared by request bodies and response bodies (api.responses).
+Role = Literal["trader", "admin"]
+Side = Literal["buy", "sell"]
+OrderKind = Literal["limit", "market"]
+TimeInForce = Literal["gtc", "gtd", "ioc", "fok"]
+Stp = Literal["cancel_newest", "cancel_oldest", "cancel_both", "decrement"]
+Quality = Literal["V", "S", "D", "U"]
+GreenGrade = Literal["1A", "2A", "3A", "4A", "5A"]
+TierStatus = Literal["active", "suspended", "retired"]
 
 
 class _In(BaseModel):
@@ -45,7 +54,7 @@ class _In(BaseModel):
 
 class AccountIn(_In):
     name: Name
-    role: Literal["trader", "admin"] = "trader"
+    role: Role = "trader"
 
 
 class AmountIn(_In):
@@ -54,15 +63,15 @@ class AmountIn(_In):
 
 class OrderIn(_In):
     instrument: Symbol
-    side: Literal["buy", "sell"]
-    type: Literal["limit", "market"] = "limit"
+    side: Side
+    type: OrderKind = "limit"
     price: Dec | None = None
     quantity: Dec
-    time_in_force: Literal["gtc", "gtd", "ioc", "fok"] | None = None
+    time_in_force: TimeInForce | None = None
     expire_time: Annotated[str, StringConstraints(max_length=40)] | None = None
     post_only: bool = False
     client_order_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    stp: Literal["cancel_newest", "cancel_oldest", "cancel_both", "decrement"] = "cancel_newest"
+    stp: Stp = "cancel_newest"
 
 
 class BatchIn(_In):
@@ -103,7 +112,7 @@ class HardwareIn(_In):
     memory_bandwidth_gbs: Dec | None = None
     tdp_w: Dec | None = None
     source: Annotated[str, StringConstraints(min_length=1, max_length=500)]
-    quality: Literal["V", "S", "D", "U"] = "U"
+    quality: Quality = "U"
     id: Annotated[str, StringConstraints(min_length=1, max_length=80)] | None = None
     confirmed: bool = False
 
@@ -123,7 +132,7 @@ class TierIn(_In):
     code: Code
     precision: Precision
     gpu_class: Code
-    min_green_grade: Literal["1A", "2A", "3A", "4A", "5A"] | None = None
+    min_green_grade: GreenGrade | None = None
     regions: list[Region] | None = None
     tick_size: Dec
     lot_size: Dec
@@ -141,7 +150,7 @@ class TierIn(_In):
 
 
 class TierPatch(_In):
-    status: Literal["active", "suspended", "retired"] | None = None
+    status: TierStatus | None = None
     maker_fee_bps: int | None = Field(default=None, ge=0, le=1000)
     taker_fee_bps: int | None = Field(default=None, ge=0, le=1000)
     price_band_pct: Dec | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from api.responses.common import ResponseModel
+from api.responses.common import ResponseModel, Role
 
 __all__ = [
     "AccountCreatedOut",
@@ -21,14 +21,14 @@ class AccountCreatedOut(ResponseModel):
 
     id: int
     name: str
-    role: Literal["trader", "admin"]
+    role: Role
     api_key: str | None
 
 
 class AccountOut(ResponseModel):
     id: int
     name: str
-    role: Literal["trader", "admin"]
+    role: Role
     currency: str
     available: str
     held: str

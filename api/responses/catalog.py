@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from api.responses.common import (
     GreenGrade,
     InstrumentState,
@@ -11,6 +9,7 @@ from api.responses.common import (
     Quality,
     Region,
     ResponseModel,
+    TierStatus,
 )
 
 __all__ = [
@@ -68,7 +67,7 @@ class TierOut(ResponseModel):
     window_hours: int
     list_ahead_hours: int
     gate_closure_minutes: int
-    status: Literal["active", "suspended", "retired"]
+    status: TierStatus
 
 
 class InstrumentOut(ResponseModel):

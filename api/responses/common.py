@@ -7,7 +7,18 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from api.schemas import Precision, Region
+from api.schemas import (
+    GreenGrade,
+    OrderKind,
+    Precision,
+    Quality,
+    Region,
+    Role,
+    Side,
+    Stp,
+    TierStatus,
+    TimeInForce,
+)
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -17,19 +28,21 @@ __all__ = [
     "GreenGrade",
     "InstrumentState",
     "Liquidity",
+    "OrderKind",
     "Page",
     "Precision",
     "Quality",
     "Region",
     "ResponseModel",
+    "Role",
     "Side",
+    "Stp",
+    "TierStatus",
+    "TimeInForce",
 ]
 
-GreenGrade = Literal["1A", "2A", "3A", "4A", "5A"]
-Side = Literal["buy", "sell"]
 Liquidity = Literal["maker", "taker"]
 InstrumentState = Literal["listed", "open", "halted", "closed", "delivering", "settled"]
-Quality = Literal["V", "S", "D", "U"]
 ClockMode = Literal["real", "simulated"]
 
 T = TypeVar("T")

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from api.responses.common import ErrorOut, Liquidity, ResponseModel, Side
+from api.responses.common import (
+    ErrorOut,
+    Liquidity,
+    OrderKind,
+    ResponseModel,
+    Side,
+    Stp,
+    TimeInForce,
+)
 
 __all__ = [
     "AccountFillOut",
@@ -35,7 +43,7 @@ class OrderOut(ResponseModel):
     client_order_id: str | None
     instrument: str
     side: Side
-    type: Literal["limit", "market"]
+    type: OrderKind
     price: str | None
     protection_price: str | None
     quantity: str
@@ -43,10 +51,10 @@ class OrderOut(ResponseModel):
     remaining_quantity: str
     average_price: str | None
     status: Literal["open", "partially_filled", "filled", "cancelled", "expired"]
-    time_in_force: Literal["gtc", "gtd", "ioc", "fok"]
+    time_in_force: TimeInForce
     expire_time: str | None
     post_only: bool
-    stp: Literal["cancel_newest", "cancel_oldest", "cancel_both", "decrement"]
+    stp: Stp
     created_at: str
     updated_at: str
     fills: list[FillOut]
