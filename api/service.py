@@ -319,6 +319,27 @@ class ExchangeService:
         self._queue.put_nowait(_WAKE)
         await waiter
 
+    def enqueue(
+        self,
+        op: Operation,
+        render: Render | None = None,
+        extra: Callable[[Any, Batch], None] | None = None,
+    ) -> Submission:
+        """Queue one operation without waiting for it (on the event loop's thread).
+
+        The submission's future resolves with None once the operation is durable, its
+        ``outcome`` or ``error`` set by then, or fails with :class:`ServiceStopped`. For
+        callers that answer from a callback on that future instead of awaiting it (order
+        entry over the WebSocket: no task per order); :meth:`submit` awaits it."""
+        if self.stopped is not None:
+            raise ServiceStopped(str(self.stopped))
+        if self._queue is None:
+            raise RuntimeError("service not started")
+        item = Submission(op, render, extra)
+        item.future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(item)
+        return item
+
     async def submit(
         self,
         op: Operation,
@@ -326,14 +347,9 @@ class ExchangeService:
         extra: Callable[[Any, Batch], None] | None = None,
     ) -> Any:
         """Queue one operation; resolve once it is durable. Raises Rejected on refusal."""
-        if self.stopped is not None:
-            raise ServiceStopped(str(self.stopped))
-        if self._queue is None:
-            raise RuntimeError("service not started")
-        item = Submission(op, render, extra)
-        future = item.future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(item)
-        await future
+        item = self.enqueue(op, render, extra)
+        assert item.future is not None
+        await item.future
         error = item.error
         if error is None:
             return item.outcome

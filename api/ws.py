@@ -24,17 +24,17 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from api.deps import Context, throttle, units
-from api.errors import ApiError, error_body
+from api.errors import ApiError, ExchangeError, error_body, error_response
 from api.routes.orders import existing_order, place_many, to_operation
 from api.schemas import AmendIn
-from api.service import Published
+from api.service import Published, ServiceStopped, Submission
 from api.views import iso, order_view
 from api.wire import to_batch, to_order
 from exchange.core import AccountRecord, Rejected
@@ -210,20 +210,60 @@ def _authenticate(ctx: Context, key: str | None) -> AccountRecord | None:
     return None if account_id is None else ctx.service.core.accounts.get(account_id)
 
 
-async def _request(ctx: Context, conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
-    """Order entry over the socket: the same validation and risk as the REST endpoints."""
-    account = conn.account
-    if account is None:
+def _signed_in(conn: Connection) -> AccountRecord:
+    if conn.account is None:
         raise ApiError("unauthorized", "authenticate first")
-    op = msg.get("op")
-    if op == "place":
+    return conn.account
+
+
+def _place(ctx: Context, conn: Connection, msg: dict[str, Any], request_id: Any) -> None:
+    """A "place" message: validated and queued to the writer at once, in arrival order,
+    and answered from a callback once its commit resolves (no task per order, which is
+    what a client pipelining single orders paid most for). Holds one of the connection's
+    in-flight slots until answered."""
+    try:
+        account = _signed_in(conn)
         body = to_order(msg.get("order"))
         existing = existing_order(ctx, account, body)
         if existing is not None:
-            return order_view(existing)
+            _reply(conn, request_id, order_view(existing))
+            return
         throttle(ctx, account)
-        result: dict[str, Any] = await ctx.service.submit(to_operation(account, body), order_view)
-        return result
+        item = ctx.service.enqueue(to_operation(account, body), order_view)
+    except (ApiError, Rejected, ServiceStopped) as exc:
+        _reply(conn, request_id, error=exc)
+        return
+    assert item.future is not None
+    item.future.add_done_callback(lambda done: _answer(conn, request_id, item, done))
+
+
+def _answer(conn: Connection, request_id: Any, item: Submission, done: asyncio.Future[Any]) -> None:
+    if done.cancelled():  # the server is shutting down: nothing to answer
+        conn.in_flight.release()
+        return
+    failed = done.exception()  # ServiceStopped: the writer stopped
+    error = item.error if failed is None else failed
+    if error is None:
+        _reply(conn, request_id, item.outcome)
+    else:
+        _reply(conn, request_id, error=cast(ExchangeError, error))
+
+
+def _reply(
+    conn: Connection, request_id: Any, result: Any = None, error: ExchangeError | None = None
+) -> None:
+    """Answer an order request and free its in-flight slot."""
+    conn.in_flight.release()
+    if error is None:
+        conn.send({"type": "result", "id": request_id, "result": result})
+    else:
+        conn.send({"type": "result", "id": request_id, **error_response(error)[1]})
+
+
+async def _request(ctx: Context, conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+    """Order entry over the socket: the same validation and risk as the REST endpoints."""
+    account = _signed_in(conn)
+    op = msg.get("op")
     if op == "place_batch":
         batch = to_batch(msg.get("orders"))
         throttle(ctx, account)
@@ -234,6 +274,7 @@ async def _request(ctx: Context, conn: Connection, msg: dict[str, Any]) -> dict[
     order = ctx.service.core.orders.get(order_id)
     if order is None or order.account_id != account.id:
         raise ApiError("order_not_found", f"no order {order_id}")
+    result: dict[str, Any]
     if op == "cancel":
         result = await ctx.service.submit(CancelOrder(account.id, order_id), order_view)
         return result
@@ -341,7 +382,10 @@ async def _handle(ctx: Context, hub: Hub, conn: Connection, msg: dict[str, Any])
                 continue
             hub.subscribe(conn, channel)
             conn.send(snap)
-    elif op in ("place", "place_batch", "amend", "cancel"):
+    elif op == "place":
+        await conn.in_flight.acquire()
+        _place(ctx, conn, msg, request_id)
+    elif op in ("place_batch", "amend", "cancel"):
         # Requests run concurrently so that a client pipelining many orders shares group
         # commits; they are queued to the writer in the order they arrived.
         await conn.in_flight.acquire()

@@ -35,13 +35,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 HERE = Path(__file__).resolve().parent
+T = TypeVar("T")
 ADMIN = "bench-admin-key-0123456789abcdef"
 PRICES = "19.90,20.10,19.95,20.05,20.00,19.85,20.15"
 
@@ -129,30 +130,69 @@ def _machine_ticks() -> tuple[int, int]:
     return sum(ticks), ticks[3] + ticks[4]
 
 
-def load_with_cpu(pid: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """:func:`load`, also reporting the cores the server process used meanwhile and how
-    busy the whole machine was (server, load generator, database). Where /proc is missing,
-    the load figures alone."""
+def measured(pid: int, run: Callable[[], T]) -> tuple[T, dict[str, float]]:
+    """``run()``, and what it cost: the cores the server process used meanwhile, the
+    cores this process used (the WebSocket client runs here), and how busy the whole
+    machine was (server, load generator, database). Where /proc is missing, no figures."""
     try:
         before, (all0, idle0) = _process_seconds(pid), _machine_ticks()
     except OSError:
-        return load(*args, **kwargs)
+        return run(), {}
+    own0 = time.process_time()
     t0 = time.perf_counter()
-    result = load(*args, **kwargs)
+    result = run()
     elapsed = time.perf_counter() - t0
     all1, idle1 = _machine_ticks()
-    result["server_cores"] = (_process_seconds(pid) - before) / elapsed
-    result["machine_busy"] = 1 - (idle1 - idle0) / max(1, all1 - all0)
-    return result
+    return result, {
+        "server_cores": (_process_seconds(pid) - before) / elapsed,
+        "client_cores": (time.process_time() - own0) / elapsed,
+        "machine_busy": 1 - (idle1 - idle0) / max(1, all1 - all0),
+    }
+
+
+def load_with_cpu(pid: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """:func:`load`, with the server's cores and the machine's load (:func:`measured`)."""
+    result, cpu = measured(pid, lambda: load(*args, **kwargs))
+    cpu.pop("client_cores", None)  # the load generator is a process of its own
+    return {**result, **cpu}
+
+
+def ws_with_cpu(pid: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """:func:`ws_entry` with its CPU figures (:func:`measured`)."""
+    rate, cpu = measured(pid, lambda: asyncio.run(ws_entry(*args, **kwargs)))
+    return {"orders_per_s": rate, **cpu}
+
+
+def batch_body(symbol: str, n: int = 100) -> str:
+    """A batch of ``n`` orders, buys and sells alternating around 20 CNY."""
+    prices = PRICES.split(",")
+    orders = [
+        {
+            "instrument": symbol,
+            "side": "buy" if i % 2 == 0 else "sell",
+            "price": prices[i % len(prices)],
+            "quantity": "0.1",
+        }
+        for i in range(n)
+    ]
+    return json.dumps({"orders": orders})
 
 
 def bench_noop(seconds: float) -> dict[str, Any]:
+    """The stack's ceilings: one request per order, batch entry, and WebSocket entry
+    (benchmarks/noop_app.py), under the loads suanli gets below."""
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "uvicorn", "noop_app:app", "--port", str(port)]
     cmd += ["--log-level", "warning", "--no-access-log"]
-    with server(cmd, f"http://127.0.0.1:{port}/docs", cwd=HERE) as pid:
+    with server(cmd, f"{base}/docs", cwd=HERE) as pid:
         body = '{"instrument":"X","side":"{side}","price":"{price}","quantity":"0.1"}'
-        return load_with_cpu(pid, f"http://127.0.0.1:{port}/noop", seconds, body)
+        single = load_with_cpu(pid, f"{base}/noop", seconds, body)
+        batch = load_with_cpu(pid, f"{base}/noop/batch", seconds, batch_body("X"), clients=8)
+        batch["orders_per_s"] = batch["requests_per_s"] * 100
+        ws = ws_with_cpu(pid, base, "", "X", seconds, path="/noop/ws")
+        ws_batch = ws_with_cpu(pid, base, "", "X", seconds, 800, 100, path="/noop/ws")
+    return {**single, "batch": batch, "ws": ws, "ws_batch": ws_batch}
 
 
 def setup_market(base: str) -> tuple[str, str]:
@@ -234,13 +274,19 @@ class LagWatch:
 
 
 async def ws_entry(
-    base: str, key: str, symbol: str, seconds: float, in_flight: int = 256, batch: int = 1
+    base: str,
+    key: str,
+    symbol: str,
+    seconds: float,
+    in_flight: int = 256,
+    batch: int = 1,
+    path: str = "/v1/ws",
 ) -> float:
     """Pipelined order entry over one WebSocket: "place" messages (``batch`` 1) or
     "place_batch" messages of ``batch`` orders; returns acknowledged orders/s."""
     import websockets
 
-    url = base.replace("http://", "ws://") + f"/v1/ws?key={key}"
+    url = base.replace("http://", "ws://") + f"{path}?key={key}"
     prices = PRICES.split(",")
     done = 0  # orders acknowledged
     sent = 0  # orders sent
@@ -338,44 +384,25 @@ def _bench_suanli(seconds: float, database_url: str | None, label: str) -> dict[
             )
             peak = load_with_cpu(pid, base + "/v1/orders", seconds, order, auth)
             half = load(base + "/v1/orders", seconds, order, auth, rate=peak["ok_per_s"] / 2)
-            prices = PRICES.split(",")
-            batch = json.dumps(
-                {
-                    "orders": [
-                        {
-                            "instrument": symbol,
-                            "side": "buy" if i % 2 == 0 else "sell",
-                            "price": prices[i % len(prices)],
-                            "quantity": "0.1",
-                        }
-                        for i in range(100)
-                    ]
-                }
-            )
+            batch = batch_body(symbol)
             before = operations(base)
             t0 = time.perf_counter()
             with LagWatch(base) as watch:
-                load(
-                    base + "/v1/orders/batch",
-                    seconds,
-                    batch,
-                    auth,
-                    clients=8,
+                batch_run = load_with_cpu(
+                    pid, base + "/v1/orders/batch", seconds, batch, auth, clients=8
                 )
-            batch_ops = (operations(base) - before) / (time.perf_counter() - t0)
+            batch_run["orders_per_s"] = (operations(base) - before) / (time.perf_counter() - t0)
             batch_lag = watch.largest
-            ws_rate = asyncio.run(ws_entry(base, key, symbol, seconds))
-            ws_batch_rate = asyncio.run(
-                ws_entry(base, key, symbol, seconds, in_flight=800, batch=100)
-            )
+            ws = ws_with_cpu(pid, base, key, symbol, seconds)
+            ws_batch = ws_with_cpu(pid, base, key, symbol, seconds, in_flight=800, batch=100)
             return {
                 "label": label,
                 "peak": peak,
                 "half": half,
-                "batch_orders_per_s": batch_ops,
+                "batch": batch_run,
                 "batch_projection_lag": batch_lag,
-                "ws_orders_per_s": ws_rate,
-                "ws_batch_orders_per_s": ws_batch_rate,
+                "ws": ws,
+                "ws_batch": ws_batch,
             }
 
 
@@ -406,12 +433,22 @@ def _latency(results: list[dict[str, Any]]) -> str:
 
 
 def _cpu(results: list[dict[str, Any]]) -> str:
-    """Median server cores and machine load of peak runs, where they were measured."""
+    """Median server cores (and WebSocket client cores) and machine load of runs, where
+    they were measured."""
     cores = [r["server_cores"] for r in results if "server_cores" in r]
     if not cores:
         return ""
     busy = _median([r["machine_busy"] for r in results if "machine_busy" in r])
-    return f"  (server {_median(cores):.2f} cores, machine {busy:.0%} busy)"
+    clients = [r["client_cores"] for r in results if "client_cores" in r]
+    client = f", client {_median(clients):.2f}" if clients else ""
+    return f"  (server {_median(cores):.2f} cores{client}, machine {busy:.0%} busy)"
+
+
+def _rate(label: str, results: list[dict[str, Any]], key: str, unit: str = "orders/s") -> float:
+    """Print the median rate of ``results[key]`` with its CPU figures; return it."""
+    rate = _median([r[key] for r in results])
+    print(f"{label:32s}{rate:>9,.0f} {unit}{_cpu(results)}")
+    return rate
 
 
 def main() -> int:
@@ -445,34 +482,40 @@ def main() -> int:
         for label, rs in runs.items():
             line += f", suanli {label} {rs[-1]['peak']['ok_per_s']:,.0f}"
         print(line, flush=True)
-    noop = _median([r["requests_per_s"] for r in noops])
     print(f"\nmedians of {args.rounds} interleaved rounds of {args.seconds:g} s")
-    print(f"no-op FastAPI endpoint          {noop:>9,.0f} req/s{_latency(noops)}{_cpu(noops)}")
-    base = _median([p["ok_per_s"] for p in peers]) if peers else None
-    if base:
-        print(
-            f"matching-engine 0.1.1 gateway   {base:>9,.0f} orders/s{_latency(peers)}{_cpu(peers)}"
+    noop = _rate("no-op FastAPI endpoint", noops, "requests_per_s", "req/s")
+    print(f"  {_latency(noops).strip()}")
+    ceilings = {
+        kind: _rate(f"no-op {name}", [r[kind] for r in noops], "orders_per_s")
+        for kind, name in (
+            ("batch", "batch endpoint"),
+            ("ws", "WebSocket, one a message"),
+            ("ws_batch", "WebSocket, 100 a message"),
         )
+    }
+    base = _rate("matching-engine 0.1.1 gateway", peers, "ok_per_s") if peers else None
+    if base:
+        print(f"  {_latency(peers).strip()}")
     for label, rs in runs.items():
         peaks, halves = [r["peak"] for r in rs], [r["half"] for r in rs]
-        single = _median([r["ok_per_s"] for r in peaks])
-        half = _median([r["ok_per_s"] for r in halves])
-        batch = _median([r["batch_orders_per_s"] for r in rs])
-        ws = _median([r["ws_orders_per_s"] for r in rs])
-        ws_batch = _median([r["ws_batch_orders_per_s"] for r in rs])
-        print(f"suanli {label:10s} single   {single:>9,.0f} orders/s{_latency(peaks)}")
-        print(f"  {_cpu(peaks).strip()}")
-        print(f"suanli {label:10s} at half  {half:>9,.0f} orders/s{_latency(halves)}")
-        print(f"suanli {label:10s} batch    {batch:>9,.0f} orders/s")
+        single = _rate(f"suanli {label} single", peaks, "ok_per_s")
+        print(f"  {_latency(peaks).strip()}")
+        _rate(f"suanli {label} at half", halves, "ok_per_s")
+        print(f"  {_latency(halves).strip()}")
+        rates = {
+            kind: _rate(f"suanli {label} {kind}", [r[kind] for r in rs], "orders_per_s")
+            for kind in ("batch", "ws", "ws_batch")
+        }
         lag = _median([r["batch_projection_lag"] for r in rs])
-        print(f"  projections at most {lag:,.0f} operations behind the log during it")
-        print(f"suanli {label:10s} ws       {ws:>9,.0f} orders/s (one order a message)")
-        print(f"suanli {label:10s} ws batch {ws_batch:>9,.0f} orders/s (100 a message)")
-        print(f"  ratio single / no-op: {single / noop:.2f}")
+        print(f"  projections at most {lag:,.0f} operations behind the log during batch entry")
+        print(
+            f"  × the no-op: single {single / noop:.2f}; "
+            + "; ".join(f"{kind} {rates[kind] / ceilings[kind]:.2f}" for kind in rates)
+        )
         if base:
             print(
-                f"  ratio single / matching-engine: {single / base:.2f}; "
-                f"batch: {batch / base:.1f}; ws: {ws / base:.1f}"
+                f"  × matching-engine: single {single / base:.2f}; "
+                + "; ".join(f"{kind} {rates[kind] / base:.1f}" for kind in rates)
             )
     return 0
 

@@ -9,6 +9,9 @@ import itertools
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
+from api import ws as ws_module
 from tests.api.conftest import Api, Trader
 
 _barrier = itertools.count()
@@ -278,3 +281,47 @@ def test_batch_order_entry_over_the_socket(api: Api) -> None:
         assert api.operations() == ops + 2
     mine = api.walk("/v1/orders", a.headers)
     assert sorted(o["price"] for o in mine) == ["19.4", "19.5"]
+
+
+@pytest.mark.timeout(60)
+def test_pipelined_orders_are_all_answered_and_free_their_slots(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Single orders pipelined over one socket, more of them than its in-flight slots:
+    every one is answered once, with its own outcome, whether accepted, refused by the
+    exchange, refused before it reached the exchange, or a resubmission; the ones that
+    reached the exchange in the order sent. None keeps its slot: a leaked slot would stop
+    the socket reading, and the test would time out."""
+    monkeypatch.setattr(ws_module, "IN_FLIGHT_MAX", 2)
+    sym, a, _b, _s = market(api)
+    body = {"instrument": sym, "side": "buy", "price": "19.5", "quantity": "1"}
+    kinds = [
+        ({**body, "client_order_id": "same"}, "open"),
+        ({**body, "price": "19.555"}, "invalid_tick"),  # refused by the exchange
+        ({**body, "owner": 1}, "invalid_request"),  # refused before it
+        ({**body, "client_order_id": "same"}, "open"),  # the same order again
+        ({**body, "price": "19.4"}, "open"),
+    ]
+    ops = api.operations()
+    sent: dict[str, str] = {}
+    got: list[dict[str, Any]] = []
+    with api.client.websocket_connect("/v1/ws", headers=a.headers) as ws:
+        for n in range(4):
+            for k, (order, expected) in enumerate(kinds):
+                sent[f"{n}-{k}"] = expected
+                ws.send_json({"op": "place", "id": f"{n}-{k}", "order": order})
+        while len(got) < len(sent):
+            msg = ws.receive_json()
+            if msg.get("type") == "result":
+                got.append(msg)
+    assert sorted(m["id"] for m in got) == sorted(sent)
+    for msg in got:
+        outcome = msg["result"]["status"] if "result" in msg else msg["error"]["code"]
+        assert outcome == sent[msg["id"]], msg
+    # Refusals before the exchange and resubmissions are answered at once; the rest once
+    # committed, in the order sent.
+    queued = [i for i in sent if i == "0-0" or i[-1] in "14"]
+    assert [m["id"] for m in got if m["id"] in queued] == queued
+    same = [m["result"] for m in got if m["id"][-1] in "03"]
+    assert all(order == same[0] for order in same)  # resubmissions: the original order
+    assert api.operations() == ops + 1 + 4  # the order under "same" once, four at 19.4
