@@ -4,8 +4,10 @@ Runs, one after another on this machine, each server in its own process and the 
 from another process (benchmarks/loadgen.py, raw asyncio HTTP/1.1, 32 keep-alive
 clients over loopback):
 
-1. a no-op FastAPI endpoint on the same server stack (uvicorn with uvloop and httptools):
-   the ceiling of the HTTP stack here;
+1. no-op endpoints on the same server stack (uvicorn with uvloop and httptools,
+   benchmarks/noop_app.py): the ceilings of the stack here for one request per order, for
+   batch entry and for WebSocket entry (one order a message, and 100), under the same loads
+   as suanli below;
 2. suanli single-order entry (POST /v1/orders) with durable group commits, on SQLite and,
    with --postgres-url, on PostgreSQL: accepted orders/s, p50 and p99 latency; then the
    p99 at half of that peak rate (paced load);
@@ -16,7 +18,9 @@ clients over loopback):
    when --peer-python names a Python with it installed.
 
 Open-order caps and rate limits are raised for the run (SUANLI_MAX_OPEN_ORDERS,
-SUANLI_RATE_LIMIT_PER_S=0). Prints a table and the ratios. Not a test: it asserts nothing.
+SUANLI_RATE_LIMIT_PER_S=0). For each run it reads from /proc the cores the server used, the
+cores of the WebSocket client (which runs in this process), and how busy the machine was.
+Prints a table and the ratios. Not a test: it asserts nothing.
 
     python benchmarks/bench_http.py [--seconds 10] [--postgres-url URL] [--peer-python PY]
 """

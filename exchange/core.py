@@ -40,7 +40,7 @@ from exchange.events import (
     Trade,
 )
 from exchange.ids import AccountId, OrderId, Symbol, Timestamp
-from exchange.invariants import check
+from exchange.invariants import InvariantViolation, check
 from exchange.ledger import (
     EXCHANGE,
     AccountKind,
@@ -70,7 +70,7 @@ from exchange.operations import (
     UpdateTier,
     Withdraw,
 )
-from exchange.orders import OrderStatus, ResultCode, Side
+from exchange.orders import OrderStatus, ResultCode, SelfTradePrevention, Side
 from exchange.products import (
     HOUR_US,
     DeliveryWindow,
@@ -135,6 +135,10 @@ __all__ = [
     "same_order",
     "window_symbol",
 ]
+
+#: A self-trade prevention mode as the plain text an order records (an enumeration's
+#: ``value`` is a property, slow on the busiest path).
+_STP_TEXT = {mode: mode.value for mode in SelfTradePrevention}
 
 #: Reporting grace after a window ends, before final settlement.
 DEFAULT_GRACE_US = HOUR_US
@@ -719,7 +723,7 @@ class ExchangeCore:
             time_in_force=op.time_in_force,
             expire_time=op.expire_time,
             post_only=op.post_only,
-            stp=op.stp.value,
+            stp=_STP_TEXT[op.stp],
             created_at=now,
             maker_fee_bps=maker_bps,
             taker_fee_bps=taker_bps,
@@ -859,28 +863,39 @@ class ExchangeCore:
 
     # ================================================================== engine events
     def _engine(self, outcome: Outcome) -> None:
-        """Apply the consequences of an accepted engine command to orders and money."""
-        check(outcome.result is ResultCode.OK, "engine refused a validated command: %s", outcome)
+        """Apply the consequences of an accepted engine command to orders and money: each
+        event type that has any is handled by its entry in ``_event_handlers``; the rest
+        (an order accepted, a book level changed...) are only recorded."""
+        if outcome.result is not ResultCode.OK:
+            raise InvariantViolation(f"engine refused a validated command: {outcome}")
+        record = self.events.append
+        handlers = self._event_handlers
         for event in outcome.events:
-            self.events.append(event)
-            if isinstance(event, Trade):
-                self._on_trade(event)
-            elif isinstance(event, OrderCancelled):
-                self._on_finished(event.order_id, event.quantity, OrderStatus.CANCELLED)
-            elif isinstance(event, OrderExpired):
-                self._on_finished(event.order_id, event.quantity, OrderStatus.EXPIRED)
-            elif isinstance(event, SelfTradePrevented):
-                self._on_decrement(event.taker_order_id, event.quantity)
-                self._on_decrement(event.maker_order_id, event.quantity)
-            elif isinstance(event, OrderAmended):
-                order = self.orders[event.order_id]
-                order.price = event.price
-                order.quantity = event.quantity + order.decremented
-                order.remaining = event.remaining
-                order.updated_at = self.now
-                self.touched_orders.add(order.id)
-            elif isinstance(event, InstrumentStateChanged):
-                self.instruments[event.symbol].state = event.new_state
+            record(event)
+            handler = handlers.get(type(event))
+            if handler is not None:
+                handler(self, event)
+
+    def _on_cancelled(self, event: OrderCancelled) -> None:
+        self._on_finished(event.order_id, event.quantity, OrderStatus.CANCELLED)
+
+    def _on_expired(self, event: OrderExpired) -> None:
+        self._on_finished(event.order_id, event.quantity, OrderStatus.EXPIRED)
+
+    def _on_self_trade(self, event: SelfTradePrevented) -> None:
+        self._on_decrement(event.taker_order_id, event.quantity)
+        self._on_decrement(event.maker_order_id, event.quantity)
+
+    def _on_amended(self, event: OrderAmended) -> None:
+        order = self.orders[event.order_id]
+        order.price = event.price
+        order.quantity = event.quantity + order.decremented
+        order.remaining = event.remaining
+        order.updated_at = self.now
+        self.touched_orders.add(order.id)
+
+    def _on_state_changed(self, event: InstrumentStateChanged) -> None:
+        self.instruments[event.symbol].state = event.new_state
 
     def _required(self, order: OrderState) -> int:
         if order.side is Side.BUY:
@@ -1270,6 +1285,15 @@ class ExchangeCore:
         AdvanceClock: _advance_clock,
         HaltInstrument: _halt,
         ResumeInstrument: _resume,
+    }
+
+    _event_handlers: ClassVar[dict[type, Callable[[ExchangeCore, Any], None]]] = {
+        Trade: _on_trade,
+        OrderCancelled: _on_cancelled,
+        OrderExpired: _on_expired,
+        SelfTradePrevented: _on_self_trade,
+        OrderAmended: _on_amended,
+        InstrumentStateChanged: _on_state_changed,
     }
 
 
