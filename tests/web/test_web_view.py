@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.conftest import GPU_CLASS, TIER_BODY
+
 CHROMIUM = os.environ.get("SUANLI_CHROMIUM", "/usr/bin/chromium")
 ADMIN = "web-test-admin-key-0123456789"
 pytestmark = pytest.mark.skipif(
@@ -88,28 +90,8 @@ def _market(base: str) -> tuple[dict[str, str], dict[str, str], str]:
     buyer = post("/v1/admin/accounts", {"name": "lab"})
     for account in (seller, buyer):
         post(f"/v1/admin/accounts/{account['id']}/deposits", {"amount": "100000"})
-    post(
-        "/v1/admin/gpu-classes",
-        {"code": "H", "name": "Hopper", "precision": "fp16", "min_dense_tflops": "700"},
-    )
-    post(
-        "/v1/admin/tiers",
-        {
-            "code": "FP16-H",
-            "precision": "fp16",
-            "gpu_class": "H",
-            "tick_size": "0.01",
-            "lot_size": "0.1",
-            "min_quantity": "0.1",
-            "max_quantity": "1000",
-            "price_band_pct": "20",
-            "maker_fee_bps": 5,
-            "taker_fee_bps": 10,
-            "shortfall_penalty_pct": "20",
-            "reference_price": "20",
-            "list_ahead_hours": 6,
-        },
-    )
+    post("/v1/admin/gpu-classes", GPU_CLASS)
+    post("/v1/admin/tiers", TIER_BODY)
     s = {"Authorization": f"Bearer {seller['api_key']}"}
     b = {"Authorization": f"Bearer {buyer['api_key']}"}
     site = post("/v1/sites", {"name": "sh", "region": "east", "pue": "1.25", "green_share": "0"}, s)
