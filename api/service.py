@@ -223,8 +223,11 @@ class ExchangeService:
             try:
                 result = core.apply(item.op)
             except Rejected as exc:
-                # Without its traceback: the traceback holds this frame, which holds the
-                # item, a reference cycle the garbage collector would have to break.
+                # Kept without its traceback, nor the exception it was raised from (whose
+                # traceback's frames hold their callers): both lead back to this frame,
+                # which holds the item, a reference cycle the collector would have to
+                # break. The code and message are what a caller is answered with.
+                exc.__cause__ = exc.__context__ = None
                 item.error = exc.with_traceback(None)
                 continue
             self.seq = item.seq = seq = self.seq + 1
@@ -361,22 +364,30 @@ class ExchangeService:
         finally:
             del error
 
-    async def submit_many(self, items: list[Submission]) -> list[Submission]:
-        """Queue several operations that commit together; each accepted or refused alone."""
+    def enqueue_many(self, items: list[Submission]) -> asyncio.Future[Any] | None:
+        """Queue several operations that commit together, each accepted or refused alone,
+        without waiting; returns the future that resolves once all are durable (None for
+        no items). See :meth:`enqueue`."""
         if self.stopped is not None:
             raise ServiceStopped(str(self.stopped))
         if self._queue is None:
             raise RuntimeError("service not started")
         if not items:
-            return items
+            return None
         # Queued back to back, the items commit in order, in one group or in consecutive
         # groups: once the last one is committed, all are. Only the last needs a future.
         last = items[-1]
-        last.future = asyncio.get_running_loop().create_future()
+        future = last.future = asyncio.get_running_loop().create_future()
         put = self._queue.put_nowait
         for item in items:
             put(item)
-        await last.future
+        return future
+
+    async def submit_many(self, items: list[Submission]) -> list[Submission]:
+        """Queue several operations that commit together; each accepted or refused alone."""
+        future = self.enqueue_many(items)
+        if future is not None:
+            await future
         return items
 
     async def _write_loop(self) -> None:

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from api.deps import Context, throttle, units
 from api.errors import ApiError, ExchangeError, error_body, error_response
-from api.routes.orders import existing_order, place_many, to_operation
+from api.routes.orders import OrderBatch, existing_order, to_operation
 from api.schemas import AmendIn
 from api.service import Published, ServiceStopped, Submission
 from api.views import iso, order_view
@@ -59,7 +59,6 @@ class Connection:
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
         self.in_flight = asyncio.Semaphore(IN_FLIGHT_MAX)
-        self.tasks: set[asyncio.Task[None]] = set()
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_MAX)
         self.channels: set[str] = set()
         self.account: AccountRecord | None = None
@@ -216,37 +215,89 @@ def _signed_in(conn: Connection) -> AccountRecord:
     return conn.account
 
 
-def _place(ctx: Context, conn: Connection, msg: dict[str, Any], request_id: Any) -> None:
-    """A "place" message: validated and queued to the writer at once, in arrival order,
-    and answered from a callback once its commit resolves (no task per order, which is
-    what a client pipelining single orders paid most for). Holds one of the connection's
-    in-flight slots until answered."""
+#: What an order request answers once its operations are committed: (its result, or the
+#: refusal of a refused one). Returned, not raised: a raised refusal would tie itself,
+#: through its traceback, to the submission that holds it (a reference cycle).
+Answer = Callable[[], tuple[Any, ExchangeError | None]]
+
+
+def _order_request(ctx: Context, conn: Connection, msg: dict[str, Any], request_id: Any) -> None:
+    """Order entry over the socket ("place", "place_batch", "amend", "cancel"), with the
+    same validation and risk as the REST endpoints. A request is checked and queued to the
+    writer as it is read, so requests reach the exchange in the order they arrive and a
+    client pipelining many shares group commits; it is answered from a callback once its
+    commit resolves (no task per request). It holds one of the connection's in-flight
+    slots until answered."""
     try:
-        account = _signed_in(conn)
-        body = to_order(msg.get("order"))
-        existing = existing_order(ctx, account, body)
-        if existing is not None:
-            _reply(conn, request_id, order_view(existing))
-            return
-        throttle(ctx, account)
-        item = ctx.service.enqueue(to_operation(account, body), order_view)
+        future, answer = _queue(ctx, _signed_in(conn), msg)
     except (ApiError, Rejected, ServiceStopped) as exc:
         _reply(conn, request_id, error=exc)
         return
-    assert item.future is not None
-    item.future.add_done_callback(lambda done: _answer(conn, request_id, item, done))
+    except ValidationError as exc:
+        message = str(exc.errors()[0].get("msg", "invalid"))[:200]
+        _reply(conn, request_id, error=ApiError("invalid_request", message))
+        return
+    if future is None:  # nothing to commit: answered at once
+        _committed(conn, request_id, None, answer)
+    else:
+        future.add_done_callback(lambda done: _committed(conn, request_id, done, answer))
 
 
-def _answer(conn: Connection, request_id: Any, item: Submission, done: asyncio.Future[Any]) -> None:
-    if done.cancelled():  # the server is shutting down: nothing to answer
+def _queue(
+    ctx: Context, account: AccountRecord, msg: dict[str, Any]
+) -> tuple[asyncio.Future[Any] | None, Answer]:
+    """Check an order request and queue its operations: (the future of their commit, or
+    None when there is nothing to commit; what to answer once committed)."""
+    op = msg.get("op")
+    service = ctx.service
+    if op == "place":
+        body = to_order(msg.get("order"))
+        existing = existing_order(ctx, account, body)
+        if existing is not None:  # a resubmitted client_order_id: the original order
+            view = order_view(existing)
+            return None, lambda: (view, None)
+        throttle(ctx, account)
+        return _one(service.enqueue(to_operation(account, body), order_view))
+    if op == "place_batch":
+        batch = OrderBatch(ctx, account, to_batch(msg.get("orders")).orders)
+        throttle(ctx, account)
+        return service.enqueue_many(batch.items), lambda: ({"results": batch.results()}, None)
+    order_id = msg.get("order_id")
+    if not isinstance(order_id, int) or isinstance(order_id, bool):
+        raise ApiError("invalid_request", "order_id must be an integer")
+    order = service.core.orders.get(order_id)
+    if order is None or order.account_id != account.id:
+        raise ApiError("order_not_found", f"no order {order_id}")
+    if op == "cancel":
+        return _one(service.enqueue(CancelOrder(account.id, order_id), order_view))
+    amend = AmendIn.model_validate({k: msg[k] for k in ("price", "quantity") if k in msg})
+    throttle(ctx, account)
+    amend_op = AmendOrder(
+        account.id,
+        order_id,
+        units(amend.price, PRICE_DECIMALS, "price"),
+        units(amend.quantity, QUANTITY_DECIMALS, "quantity"),
+    )
+    return _one(service.enqueue(amend_op, order_view))
+
+
+def _one(item: Submission) -> tuple[asyncio.Future[Any] | None, Answer]:
+    """A single queued operation: its rendered outcome, or its refusal."""
+    return item.future, lambda: (item.outcome, item.error)
+
+
+def _committed(
+    conn: Connection, request_id: Any, done: asyncio.Future[Any] | None, answer: Answer
+) -> None:
+    if done is not None and done.cancelled():  # the server is shutting down
         conn.in_flight.release()
         return
-    failed = done.exception()  # ServiceStopped: the writer stopped
-    error = item.error if failed is None else failed
-    if error is None:
-        _reply(conn, request_id, item.outcome)
-    else:
-        _reply(conn, request_id, error=cast(ExchangeError, error))
+    failed = None if done is None else done.exception()  # ServiceStopped: writer stopped
+    if failed is not None:
+        _reply(conn, request_id, error=cast(ExchangeError, failed))
+        return
+    result, error = answer()
+    _reply(conn, request_id, result, error)
 
 
 def _reply(
@@ -258,36 +309,6 @@ def _reply(
         conn.send({"type": "result", "id": request_id, "result": result})
     else:
         conn.send({"type": "result", "id": request_id, **error_response(error)[1]})
-
-
-async def _request(ctx: Context, conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
-    """Order entry over the socket: the same validation and risk as the REST endpoints."""
-    account = _signed_in(conn)
-    op = msg.get("op")
-    if op == "place_batch":
-        batch = to_batch(msg.get("orders"))
-        throttle(ctx, account)
-        return {"results": await place_many(ctx, account, batch.orders)}
-    order_id = msg.get("order_id")
-    if not isinstance(order_id, int) or isinstance(order_id, bool):
-        raise ApiError("invalid_request", "order_id must be an integer")
-    order = ctx.service.core.orders.get(order_id)
-    if order is None or order.account_id != account.id:
-        raise ApiError("order_not_found", f"no order {order_id}")
-    result: dict[str, Any]
-    if op == "cancel":
-        result = await ctx.service.submit(CancelOrder(account.id, order_id), order_view)
-        return result
-    amend = AmendIn.model_validate({k: msg[k] for k in ("price", "quantity") if k in msg})
-    throttle(ctx, account)
-    op_amend = AmendOrder(
-        account.id,
-        order_id,
-        units(amend.price, PRICE_DECIMALS, "price"),
-        units(amend.quantity, QUANTITY_DECIMALS, "quantity"),
-    )
-    result = await ctx.service.submit(op_amend, order_view)
-    return result
 
 
 @router.websocket("/v1/ws")
@@ -382,31 +403,8 @@ async def _handle(ctx: Context, hub: Hub, conn: Connection, msg: dict[str, Any])
                 continue
             hub.subscribe(conn, channel)
             conn.send(snap)
-    elif op == "place":
+    elif op in ("place", "place_batch", "amend", "cancel"):
         await conn.in_flight.acquire()
-        _place(ctx, conn, msg, request_id)
-    elif op in ("place_batch", "amend", "cancel"):
-        # Requests run concurrently so that a client pipelining many orders shares group
-        # commits; they are queued to the writer in the order they arrived.
-        await conn.in_flight.acquire()
-        task = asyncio.create_task(_respond(ctx, conn, msg, request_id))
-        conn.tasks.add(task)
-        task.add_done_callback(conn.tasks.discard)
+        _order_request(ctx, conn, msg, request_id)
     else:
         conn.send({"type": "error", "id": request_id, **error_body("unknown_op", str(op)[:40])})
-
-
-async def _respond(ctx: Context, conn: Connection, msg: dict[str, Any], request_id: Any) -> None:
-    try:
-        try:
-            result = await _request(ctx, conn, msg)
-            conn.send({"type": "result", "id": request_id, "result": result})
-        except (ApiError, Rejected) as exc:
-            conn.send({"type": "result", "id": request_id, **error_body(exc.code, exc.message)})
-        except ValidationError as exc:
-            message = str(exc.errors()[0].get("msg", "invalid"))[:200]
-            conn.send(
-                {"type": "result", "id": request_id, **error_body("invalid_request", message)}
-            )
-    finally:
-        conn.in_flight.release()

@@ -141,34 +141,50 @@ async def place_batch(request: Incoming) -> tuple[int, Any]:
     return 200, {"results": await place_many(ctx, account, body.orders)}
 
 
+class OrderBatch:
+    """Orders of one account, each accepted or refused on its own, committed together.
+
+    Built, it has checked every order and holds the ones to submit (``items``); once they
+    are committed, :meth:`results` gives an order view or an error body for each order,
+    in the order given. Shared by ``POST /v1/orders/batch`` and the WebSocket's
+    ``place_batch``."""
+
+    def __init__(self, ctx: Context, account: AccountRecord, orders: Sequence[OrderWire]):
+        self._results: list[Any] = [None] * len(orders)
+        self.items: list[Submission] = []
+        self._positions: list[int] = []
+        for i, order in enumerate(orders):
+            try:
+                existing = existing_order(ctx, account, order)
+                if existing is not None:
+                    self._results[i] = order_view(existing)
+                    continue
+                op = to_operation(account, order)
+            except ApiError as exc:
+                self._results[i] = error_body(exc.code, exc.message)
+                continue
+            self.items.append(Submission(op, order_view))
+            self._positions.append(i)
+
+    def results(self) -> list[Any]:
+        """Each order's answer; call once ``items`` are committed."""
+        results = self._results
+        for i, item in zip(self._positions, self.items, strict=True):
+            if item.error is not None:
+                results[i] = error_body(item.error.code, item.error.message)
+            else:
+                results[i] = item.outcome
+        return results
+
+
 async def place_many(
     ctx: Context, account: AccountRecord, orders: Sequence[OrderWire]
 ) -> list[Any]:
     """Orders of one account, each accepted or refused on its own, committed together:
     the results in the same order, an order view or an error body each."""
-    results: list[Any] = [None] * len(orders)
-    items: list[Submission] = []
-    positions: list[int] = []
-    for i, order in enumerate(orders):
-        try:
-            existing = existing_order(ctx, account, order)
-            if existing is not None:
-                results[i] = order_view(existing)
-                continue
-            op = to_operation(account, order)
-        except ApiError as exc:
-            results[i] = error_body(exc.code, exc.message)
-            continue
-        items.append(Submission(op, order_view))
-        positions.append(i)
-    if items:
-        await ctx.service.submit_many(items)
-    for i, item in zip(positions, items, strict=True):
-        if item.error is not None:
-            results[i] = error_body(item.error.code, item.error.message)
-        else:
-            results[i] = item.outcome
-    return results
+    batch = OrderBatch(ctx, account, orders)
+    await ctx.service.submit_many(batch.items)
+    return batch.results()
 
 
 def _entry(path: str, handler: Handler, body: str, answers: dict[str, tuple[str, str]]) -> Route:

@@ -111,6 +111,7 @@ def test_orders_leave_no_reference_cycles(open_store: Callable[..., Store]) -> N
     market = setup_market(service.run)
     ops: list[PlaceOrder | Withdraw] = list(order_stream(market, 100))
     ops += [Withdraw(market.lab, 10**9 * CNY) for _ in range(20)]  # refused
+    answered: list[tuple[object, str | None]] = []
 
     async def main() -> None:
         await service.start()
@@ -123,7 +124,21 @@ def test_orders_leave_no_reference_cycles(open_store: Callable[..., Store]) -> N
                 with contextlib.suppress(Rejected):
                     await service.submit(op)
             await service.submit_many([Submission(op) for op in ops[1:50]])
+
+            # Answered from callbacks that hold their submission (the WebSocket's way).
+            def answer(item: Submission) -> Callable[[object], None]:
+                # The code only: holding the refusal would keep alive whatever it holds.
+                return lambda _: answered.append((item.outcome, item.error and item.error.code))
+
+            for op in ops[1:50] + ops[-5:]:
+                item = service.enqueue(op)
+                assert item.future is not None
+                item.future.add_done_callback(answer(item))
             await service.flush()
+            await asyncio.sleep(0)
+            # Last, so that the writer's last group (which its stopped task still holds)
+            # is not the one under test.
+            await service.submit(ops[1])
         finally:
             await service.stop()
 
@@ -136,3 +151,4 @@ def test_orders_leave_no_reference_cycles(open_store: Callable[..., Store]) -> N
         gc.garbage.clear()
         gc.enable()
     assert cycles == []
+    assert len(answered) == 54 and sum(error is not None for _, error in answered) >= 5
