@@ -259,8 +259,9 @@ def _queue(
         throttle(ctx, account)
         return _one(service.enqueue(to_operation(account, body), order_view))
     if op == "place_batch":
-        batch = OrderBatch(ctx, account, to_batch(msg.get("orders")).orders)
+        orders = to_batch(msg.get("orders")).orders
         throttle(ctx, account)
+        batch = OrderBatch(ctx, account, orders)
         return service.enqueue_many(batch.items), lambda: ({"results": batch.results()}, None)
     order_id = msg.get("order_id")
     if not isinstance(order_id, int) or isinstance(order_id, bool):
