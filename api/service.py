@@ -311,16 +311,21 @@ class ExchangeService:
 
     async def flush(self) -> None:
         """Return once every operation acknowledged so far is in the projection tables."""
+        queue = self._open_queue()
+        if not self._unprojected and queue.empty() and self._projection_write is None:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append(waiter)
+        queue.put_nowait(_WAKE)
+        await waiter
+
+    def _open_queue(self) -> asyncio.Queue[Submission]:
+        """The writer's queue, while it accepts work."""
         if self.stopped is not None:
             raise ServiceStopped(str(self.stopped))
         if self._queue is None:
             raise RuntimeError("service not started")
-        if not self._unprojected and self._queue.empty() and self._projection_write is None:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._flush_waiters.append(waiter)
-        self._queue.put_nowait(_WAKE)
-        await waiter
+        return self._queue
 
     def enqueue(
         self,
@@ -334,13 +339,10 @@ class ExchangeService:
         ``outcome`` or ``error`` set by then, or fails with :class:`ServiceStopped`. For
         callers that answer from a callback on that future instead of awaiting it (order
         entry over the WebSocket: no task per order); :meth:`submit` awaits it."""
-        if self.stopped is not None:
-            raise ServiceStopped(str(self.stopped))
-        if self._queue is None:
-            raise RuntimeError("service not started")
+        queue = self._open_queue()
         item = Submission(op, render, extra)
         item.future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(item)
+        queue.put_nowait(item)
         return item
 
     async def submit(
@@ -368,17 +370,14 @@ class ExchangeService:
         """Queue several operations that commit together, each accepted or refused alone,
         without waiting; returns the future that resolves once all are durable (None for
         no items). See :meth:`enqueue`."""
-        if self.stopped is not None:
-            raise ServiceStopped(str(self.stopped))
-        if self._queue is None:
-            raise RuntimeError("service not started")
+        queue = self._open_queue()
         if not items:
             return None
         # Queued back to back, the items commit in order, in one group or in consecutive
         # groups: once the last one is committed, all are. Only the last needs a future.
         last = items[-1]
         future = last.future = asyncio.get_running_loop().create_future()
-        put = self._queue.put_nowait
+        put = queue.put_nowait
         for item in items:
             put(item)
         return future

@@ -49,6 +49,7 @@ HERE = Path(__file__).resolve().parent
 T = TypeVar("T")
 ADMIN = "bench-admin-key-0123456789abcdef"
 PRICES = "19.90,20.10,19.95,20.05,20.00,19.85,20.15"
+BATCH = 100  # orders a batch request or place_batch message
 
 
 def free_port() -> int:
@@ -134,10 +135,13 @@ def _machine_ticks() -> tuple[int, int]:
     return sum(ticks), ticks[3] + ticks[4]
 
 
-def measured(pid: int, run: Callable[[], T]) -> tuple[T, dict[str, float]]:
-    """``run()``, and what it cost: the cores the server process used meanwhile, the
-    cores this process used (the WebSocket client runs here), and how busy the whole
-    machine was (server, load generator, database). Where /proc is missing, no figures."""
+def measured(
+    pid: int, run: Callable[[], T], client_here: bool = False
+) -> tuple[T, dict[str, float]]:
+    """``run()``, and what it cost: the cores the server process used meanwhile, how busy
+    the whole machine was (server, load generator, database) and, with ``client_here``
+    (the WebSocket client runs in this process), the cores this process used. Where
+    /proc is missing, no figures."""
     try:
         before, (all0, idle0) = _process_seconds(pid), _machine_ticks()
     except OSError:
@@ -147,27 +151,28 @@ def measured(pid: int, run: Callable[[], T]) -> tuple[T, dict[str, float]]:
     result = run()
     elapsed = time.perf_counter() - t0
     all1, idle1 = _machine_ticks()
-    return result, {
+    figures = {
         "server_cores": (_process_seconds(pid) - before) / elapsed,
-        "client_cores": (time.process_time() - own0) / elapsed,
         "machine_busy": 1 - (idle1 - idle0) / max(1, all1 - all0),
     }
+    if client_here:
+        figures["client_cores"] = (time.process_time() - own0) / elapsed
+    return result, figures
 
 
 def load_with_cpu(pid: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """:func:`load`, with the server's cores and the machine's load (:func:`measured`)."""
     result, cpu = measured(pid, lambda: load(*args, **kwargs))
-    cpu.pop("client_cores", None)  # the load generator is a process of its own
     return {**result, **cpu}
 
 
 def ws_with_cpu(pid: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """:func:`ws_entry` with its CPU figures (:func:`measured`)."""
-    rate, cpu = measured(pid, lambda: asyncio.run(ws_entry(*args, **kwargs)))
+    rate, cpu = measured(pid, lambda: asyncio.run(ws_entry(*args, **kwargs)), client_here=True)
     return {"orders_per_s": rate, **cpu}
 
 
-def batch_body(symbol: str, n: int = 100) -> str:
+def batch_body(symbol: str, n: int = BATCH) -> str:
     """A batch of ``n`` orders, buys and sells alternating around 20 CNY."""
     prices = PRICES.split(",")
     orders = [
@@ -193,9 +198,9 @@ def bench_noop(seconds: float) -> dict[str, Any]:
         body = '{"instrument":"X","side":"{side}","price":"{price}","quantity":"0.1"}'
         single = load_with_cpu(pid, f"{base}/noop", seconds, body)
         batch = load_with_cpu(pid, f"{base}/noop/batch", seconds, batch_body("X"), clients=8)
-        batch["orders_per_s"] = batch["requests_per_s"] * 100
+        batch["orders_per_s"] = batch["requests_per_s"] * BATCH
         ws = ws_with_cpu(pid, base, "", "X", seconds, path="/noop/ws")
-        ws_batch = ws_with_cpu(pid, base, "", "X", seconds, 800, 100, path="/noop/ws")
+        ws_batch = ws_with_cpu(pid, base, "", "X", seconds, 800, BATCH, path="/noop/ws")
     return {**single, "batch": batch, "ws": ws, "ws_batch": ws_batch}
 
 
@@ -398,7 +403,7 @@ def _bench_suanli(seconds: float, database_url: str | None, label: str) -> dict[
             batch_run["orders_per_s"] = (operations(base) - before) / (time.perf_counter() - t0)
             batch_lag = watch.largest
             ws = ws_with_cpu(pid, base, key, symbol, seconds)
-            ws_batch = ws_with_cpu(pid, base, key, symbol, seconds, in_flight=800, batch=100)
+            ws_batch = ws_with_cpu(pid, base, key, symbol, seconds, in_flight=800, batch=BATCH)
             return {
                 "label": label,
                 "peak": peak,
@@ -488,7 +493,7 @@ def main() -> int:
         print(line, flush=True)
     print(f"\nmedians of {args.rounds} interleaved rounds of {args.seconds:g} s")
     noop = _rate("no-op FastAPI endpoint", noops, "requests_per_s", "req/s")
-    print(f"  {_latency(noops).strip()}")
+    print(_latency(noops))
     ceilings = {
         kind: _rate(f"no-op {name}", [r[kind] for r in noops], "orders_per_s")
         for kind, name in (
@@ -499,13 +504,13 @@ def main() -> int:
     }
     base = _rate("matching-engine 0.1.1 gateway", peers, "ok_per_s") if peers else None
     if base:
-        print(f"  {_latency(peers).strip()}")
+        print(_latency(peers))
     for label, rs in runs.items():
         peaks, halves = [r["peak"] for r in rs], [r["half"] for r in rs]
         single = _rate(f"suanli {label} single", peaks, "ok_per_s")
-        print(f"  {_latency(peaks).strip()}")
+        print(_latency(peaks))
         _rate(f"suanli {label} at half", halves, "ok_per_s")
-        print(f"  {_latency(halves).strip()}")
+        print(_latency(halves))
         rates = {
             kind: _rate(f"suanli {label} {kind}", [r[kind] for r in rs], "orders_per_s")
             for kind in ("batch", "ws", "ws_batch")
