@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.service import ServiceStopped
+from api.service import ProjectionsUnavailable, ServiceStopped
 from exchange.core import Rejected
 
 __all__ = [
@@ -83,6 +83,12 @@ def error_response(exc: ExchangeError) -> tuple[int, dict[str, Any], dict[str, s
         return exc.status, error_body(exc.code, exc.message), exc.headers
     if isinstance(exc, Rejected):
         return status_for(exc.code), error_body(exc.code, exc.message), None
+    if isinstance(exc, ProjectionsUnavailable):
+        return (
+            503,
+            error_body("projections_unavailable", str(exc)[:300]),
+            {"Retry-After": str(exc.retry_after_s)},
+        )
     return (
         503,
         error_body("service_unavailable", "the exchange stopped after a failed commit"),

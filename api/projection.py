@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from api.db.chain import link
 from api.db.store import Batch
 from exchange.core import Changes, ExchangeCore, OrderState
 from exchange.events import InstrumentListed, InstrumentStateChanged, Trade
@@ -63,10 +64,15 @@ def applied(core: ExchangeCore, seq: int, op: Operation, result: Any, changes: C
     return Applied(seq, op, result, changes, delivery)
 
 
-def log_row(seq: int, applied_at: int, op: Operation) -> tuple[int, int, str, bytes]:
+def log_row(
+    seq: int, applied_at: int, op: Operation, previous: bytes
+) -> tuple[int, int, str, bytes, bytes]:
     """The operation log row of an accepted operation, its durable record, in the column
-    order of :data:`api.db.store.LOG_COLUMNS`."""
-    return (seq, applied_at, type(op).__name__, encode_operation(op))
+    order of :data:`api.db.store.LOG_COLUMNS`; ``previous`` is the chain link of the row
+    before it, and the row's own link is its last column (api.db.chain)."""
+    kind = type(op).__name__
+    payload = encode_operation(op)
+    return (seq, applied_at, kind, payload, link(previous, seq, applied_at, kind, payload))
 
 
 _json = msgspec.json.Encoder()

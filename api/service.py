@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import heapq
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,14 +37,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.db.store import Batch, Store
+from api.db.chain import GENESIS
+from api.db.store import Batch, DatabaseRefused, Store
 from api.projection import Applied, applied, log_row, project
 from exchange.core import ExchangeCore, Rejected
 from exchange.events import Event
 from exchange.invariants import InvariantViolation
 from exchange.operations import AdvanceClock, Operation
 
-__all__ = ["ExchangeService", "ServiceStopped", "Submission", "tune_gc", "wall_clock_us"]
+__all__ = [
+    "ExchangeService",
+    "ProjectionsUnavailable",
+    "ServiceStopped",
+    "Submission",
+    "tune_gc",
+    "wall_clock_us",
+]
+
+log = logging.getLogger("suanli.service")
 
 Render = Callable[[Any], Any]
 
@@ -72,6 +84,18 @@ class ServiceStopped(RuntimeError):
     """The writer stopped after a failed commit; restart the service to recover."""
 
 
+class ProjectionsUnavailable(ServiceStopped):
+    """The projection tables cannot be written at the moment (the database refuses them):
+    the log and trading go on, readers of those tables and, once the backlog is full,
+    writers are asked to retry (503 with Retry-After). Unlike its base class it passes
+    by itself, without a restart; it is one so that every handler of an unavailable
+    service answers it."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 @dataclass
 class Submission:
     op: Operation
@@ -92,6 +116,10 @@ class Published:
     orders: list[tuple[int, int]] = field(default_factory=list)  # (account, order id)
 
 
+#: A group being committed: its write, its items, what it publishes, its last seq.
+InFlight = tuple["asyncio.Future[None]", list[Submission], Published, int]
+
+
 class ExchangeService:
     """Owns the core and the store; the only code path that changes exchange state."""
 
@@ -106,6 +134,8 @@ class ExchangeService:
         projection_max: int = 8_192,
         projection_delay: float = 0.05,
         projection_chunk: int | None = None,
+        projection_backlog_max: int = 1_000_000,
+        projection_retry_max_s: float = 30.0,
         check_invariants: bool = False,
     ) -> None:
         if clock not in ("real", "simulated"):
@@ -121,13 +151,20 @@ class ExchangeService:
         if projection_chunk is None:
             projection_chunk = projection_max if store.concurrent_projections else 64
         self.projection_chunk = projection_chunk
+        self.projection_backlog_max = projection_backlog_max
+        self.projection_retry_max_s = projection_retry_max_s
         self.check_invariants = check_invariants
         self.core = ExchangeCore(max_open_orders=max_open_orders)
         self.seq = 0
+        #: The last operation whose log row is committed (acknowledged operations).
+        self.committed_seq = 0
         #: The last operation the projection tables include (their watermark).
         self.projected_seq = 0
         self.stopped: BaseException | None = None
+        #: Why the projection tables are behind, while the database refuses them.
+        self.projection_error: BaseException | None = None
         self.listeners: list[Callable[[Published], None]] = []
+        self._chain = GENESIS  # the chain link of the last log row
         self._queue: asyncio.Queue[Submission] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -143,9 +180,13 @@ class ExchangeService:
             else None
         )
         self._projection_write: asyncio.Future[None] | None = None
+        self._projection_backoff_s = 0.0
+        self._projection_retry_at = 0.0
         self._last_group = 0  # operations in the last group written to the log
         self._unprojected_since = 0.0  # when the oldest unprojected operation was applied
         self._flush_waiters: list[asyncio.Future[None]] = []
+        # (seq, tiebreak, future): callers waiting for a log position to be committed.
+        self._commit_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         store.lock_writer()
         try:
             self._recover()
@@ -160,9 +201,14 @@ class ExchangeService:
 
     # ------------------------------------------------------------------ recovery
     def _recover(self) -> None:
+        """Replay the log (its hash chain checked row by row), then project what lies past
+        the watermark. A database whose log lost rows that its projections still show is
+        refused rather than served as a younger exchange."""
         core = self.core
-        projected = self.store.projected_seq()
-        for seq, op in self.store.operations():
+        store = self.store
+        projected = store.projected_seq()
+        for entry in store.read_log():
+            seq, op = entry.seq, entry.op
             try:
                 result = core.apply(op)
             except Rejected as exc:  # the log holds accepted operations only
@@ -171,34 +217,96 @@ class ExchangeService:
                 ) from exc
             changes = core.take_changes()
             self.seq = seq
+            self._chain = entry.chain
             if seq > projected:  # logged, but its projections were not written
                 self._unprojected.append(applied(core, seq, op, result, changes))
+        if projected > self.seq:
+            raise DatabaseRefused(
+                f"the operation log ends at seq {self.seq} but the projections reach seq "
+                f"{projected}: the log lost rows; restore the database from a backup"
+            )
+        if self.seq == 0 and store.count("accounts"):
+            raise DatabaseRefused(
+                "the operation log is empty but the database holds accounts: the log was "
+                "lost; restore the database from a backup"
+            )
+        self.committed_seq = self.seq
         if self.check_invariants:
             core.check()
+        self.projected_seq = projected
         self._write_projections()
-        self.projected_seq = self.seq
 
     def _projection_batch(self, limit: int | None = None) -> tuple[Batch, int]:
         """The projection rows of the oldest ``limit`` operations applied and not yet
-        projected (all of them by default), and the seq they reach. Call only when
-        everything applied is committed to the log, before anything more is applied: an
-        order's row is written in its current state, which must be a committed one."""
+        projected (all of them by default), and how many operations they cover. Call only
+        when everything applied is committed to the log, before anything more is applied:
+        an order's row is written in its current state, which must be a committed one.
+        The operations stay pending until the write succeeds (:meth:`_projection_done`)."""
         batch = Batch()
         run = self._unprojected if limit is None else self._unprojected[:limit]
-        upto = run[-1].seq
         project(batch, self.core, run)
-        self._unprojected = self._unprojected[len(run) :]
-        return batch, upto
+        return batch, len(run)
+
+    def _projection_done(self, count: int) -> None:
+        """``count`` pending operations are in the projection tables now."""
+        self.projected_seq = self._unprojected[count - 1].seq
+        del self._unprojected[:count]
+        if self.projection_error is not None:
+            log.warning("projections written again, up to operation %d", self.projected_seq)
+        self.projection_error = None
+        self._projection_backoff_s = 0.0
+
+    def _projection_failed(self, error: BaseException) -> None:
+        """A projection write failed: the log is intact, so trading goes on; the tables
+        stay behind their watermark and the write is retried with a growing pause."""
+        pending = self._unprojected
+        first = pending[0].seq if pending else self.projected_seq + 1
+        self._projection_backoff_s = min(
+            self.projection_retry_max_s, max(0.5, 2 * self._projection_backoff_s)
+        )
+        self._projection_retry_at = time.monotonic() + self._projection_backoff_s
+        if self.projection_error is None:
+            log.error(
+                "projection of operations %d to %d failed; retrying in %.1f s: %r",
+                first,
+                self.seq,
+                self._projection_backoff_s,
+                error,
+                exc_info=error,
+            )
+        self.projection_error = error
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # a loop that has closed
+                self._loop.call_soon_threadsafe(
+                    self._loop.call_later, self._projection_backoff_s, self._wake
+                )
+        for waiter in self._flush_waiters:
+            if not waiter.done():
+                waiter.set_exception(self._projections_unavailable())
+        self._flush_waiters = []
+
+    def _projections_unavailable(self) -> ProjectionsUnavailable:
+        return ProjectionsUnavailable(
+            f"the projection tables are behind the log (from operation "
+            f"{self.projected_seq + 1}): {self.projection_error!r}",
+            max(1, int(self._projection_backoff_s + 0.999)),
+        )
 
     def _write_projections(self) -> None:
-        """Write the pending projections now, synchronously (start-up, execute())."""
-        if self._unprojected:
-            batch, upto = self._projection_batch()
+        """Write the pending projections now, synchronously (start-up, execute()). A
+        failure is retried later; it never stops the service nor its start."""
+        if not self._unprojected:
+            return
+        batch, count = self._projection_batch()
+        try:
             if self._projector is None:
                 self.store.write_projection(batch)
             else:  # behind any projection write still running on the projector thread
                 self._projector.submit(self.store.write_projection, batch).result()
-            self.projected_seq = upto
+        except Exception as exc:
+            self._projection_failed(exc)
+            return
+        self._projection_done(count)
 
     # ------------------------------------------------------------------ applying
     def _apply(self, items: Iterable[Submission]) -> tuple[Batch, Published]:
@@ -218,7 +326,8 @@ class ExchangeService:
             self._unprojected_since = time.monotonic()
             if self._loop is not None and self._loop_thread == threading.get_ident():
                 self._loop.call_later(self.projection_delay, self._wake)
-        log = batch.operations
+        log_rows = batch.operations
+        chain = self._chain
         for item in items:
             try:
                 result = core.apply(item.op)
@@ -232,7 +341,9 @@ class ExchangeService:
                 continue
             self.seq = item.seq = seq = self.seq + 1
             changes = core.take_changes()
-            log.append(log_row(seq, core.now, item.op))
+            row = log_row(seq, core.now, item.op, chain)
+            chain = row[4]
+            log_rows.append(row)
             unprojected.append(applied(core, seq, item.op, result, changes))
             item.outcome = item.render(result) if item.render is not None else result
             if item.extra is not None:
@@ -240,6 +351,7 @@ class ExchangeService:
             published.events.extend(changes.events)
             for order_id in sorted(changes.orders):
                 published.orders.append((core.orders[order_id].account_id, order_id))
+        self._chain = chain
         core.ledger.check_totals()  # O(1); the full check is opt-in (check_invariants)
         if self.check_invariants:
             core.check()
@@ -264,10 +376,11 @@ class ExchangeService:
         batch, published = self._apply(items)
         try:
             self.store.write(batch)
-            self._write_projections()
         except BaseException as exc:
-            self.stopped = exc
+            self._stop(exc)
             raise
+        self.committed_seq = self.seq
+        self._write_projections()
         self._publish(published)
         return items
 
@@ -282,6 +395,19 @@ class ExchangeService:
         for listener in list(self.listeners):
             listener(published)
 
+    def _stop(self, exc: BaseException) -> None:
+        """Fail-stop: memory is ahead of the disk. Says why, once, at ERROR."""
+        if self.stopped is None:
+            log.error(
+                "the writer stopped: operations up to %d were committed, %d applied; "
+                "restart the service to recover from the log: %r",
+                self.committed_seq,
+                self.seq,
+                exc,
+                exc_info=exc,
+            )
+        self.stopped = exc
+
     # ------------------------------------------------------------------ async writer
     async def start(self, tick_seconds: float = 1.0) -> None:
         self._loop = asyncio.get_running_loop()
@@ -290,9 +416,16 @@ class ExchangeService:
         self._writer = asyncio.create_task(self._write_loop(), name="suanli-writer")
         if self.clock == "real":
             self._ticker = asyncio.create_task(self._tick_loop(tick_seconds), name="suanli-clock")
+        if self.projection_error is not None:  # start-up could not project: retry
+            self._loop.call_later(self._projection_backoff_s, self._wake)
 
     async def stop(self) -> None:
-        if self.stopped is None and self._writer is not None and not self._writer.done():
+        if (
+            self.stopped is None
+            and self.projection_error is None
+            and self._writer is not None
+            and not self._writer.done()
+        ):
             with contextlib.suppress(Exception):
                 await self.flush()
         for task in (self._ticker, self._writer):
@@ -310,8 +443,11 @@ class ExchangeService:
         self.store.close()
 
     async def flush(self) -> None:
-        """Return once every operation acknowledged so far is in the projection tables."""
+        """Return once every operation acknowledged so far is in the projection tables;
+        raises :class:`ProjectionsUnavailable` while the database refuses them."""
         queue = self._open_queue()
+        if self.projection_error is not None:
+            raise self._projections_unavailable()
         if not self._unprojected and queue.empty() and self._projection_write is None:
             return
         waiter = asyncio.get_running_loop().create_future()
@@ -319,12 +455,38 @@ class ExchangeService:
         queue.put_nowait(_WAKE)
         await waiter
 
+    async def wait_committed(self, seq: int | None = None) -> None:
+        """Return once the log is committed up to ``seq`` (default: everything applied
+        so far). For answers that show state an earlier request created: a repeated
+        client_order_id or Idempotency-Key is answered only once the original is durable."""
+        target = self.seq if seq is None else seq
+        if self.committed_seq >= target:
+            return
+        if self.stopped is not None:
+            raise ServiceStopped(str(self.stopped))
+        waiter = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._commit_waiters, (target, id(waiter), waiter))
+        await waiter
+
+    def _committed(self, seq: int) -> None:
+        """The log is durable up to ``seq``: wake those who waited for it."""
+        self.committed_seq = seq
+        waiters = self._commit_waiters
+        while waiters and waiters[0][0] <= seq:
+            future = heapq.heappop(waiters)[2]
+            if not future.done():
+                future.set_result(None)
+
     def _open_queue(self) -> asyncio.Queue[Submission]:
         """The writer's queue, while it accepts work."""
         if self.stopped is not None:
             raise ServiceStopped(str(self.stopped))
         if self._queue is None:
             raise RuntimeError("service not started")
+        if len(self._unprojected) >= self.projection_backlog_max:
+            # The projections have been failing long enough that holding more of them in
+            # memory would grow it without bound: writes wait until they are written.
+            raise self._projections_unavailable()
         return self._queue
 
     def enqueue(
@@ -400,22 +562,21 @@ class ExchangeService:
         assert self._queue is not None
         queue = self._queue
         loop = asyncio.get_running_loop()
-        in_flight: tuple[asyncio.Future[None], list[Submission], Published] | None = None
+        in_flight: InFlight | None = None
         items: list[Submission] = []
         try:
             while True:
                 written = self._projection_write
                 if written is not None and written.done():
-                    self._projection_write = None
-                    written.result()  # a failed projection commit stops the writer
+                    self._projection_write = None  # its outcome went to _projected()
                 if in_flight is None:
                     if self._unprojected and self._projection_due():
                         await self._start_projection(loop)
-                        if self._unprojected and queue.empty():
+                        if self._unprojected and queue.empty() and self._projection_due():
                             continue  # the next chunk: nothing else is waiting
                     if self._flush_waiters and not self._unprojected:
                         if self._projection_write is not None:
-                            await self._projection_write
+                            await self._settled(self._projection_write)
                             self._projection_write = None
                         for waiter in self._flush_waiters:
                             if not waiter.done():
@@ -440,21 +601,31 @@ class ExchangeService:
                     await self._complete(in_flight)
                     in_flight = None
                 write = loop.run_in_executor(None, self.store.write, batch)
-                in_flight = (write, items, published)
+                in_flight = (write, items, published, self.seq)
         except BaseException as exc:  # a failed commit: memory is ahead of disk
-            self.stopped = exc
+            if isinstance(exc, asyncio.CancelledError):  # shutting down
+                self.stopped = exc
+            else:
+                self._stop(exc)
             # Everyone waiting learns it: the group in flight, the items taken or still
-            # queued, and the callers of flush().
+            # queued, the callers of flush() and of wait_committed().
             queued = []
             while not queue.empty():
                 queued.append(queue.get_nowait())
             waiting = list(items) + (in_flight[1] if in_flight is not None else []) + queued
             futures = [i.future for i in waiting if i is not _WAKE and i.future is not None]
-            for future in futures + self._flush_waiters:
+            futures += self._flush_waiters + [w[2] for w in self._commit_waiters]
+            for future in futures:
                 if not future.done():
                     future.set_exception(ServiceStopped(repr(exc)))
             if isinstance(exc, asyncio.CancelledError):
                 raise
+
+    @staticmethod
+    async def _settled(write: asyncio.Future[None]) -> None:
+        """Wait for a projection write to end; its failure is _projected()'s to handle."""
+        with contextlib.suppress(Exception):
+            await write
 
     async def _start_projection(self, loop: asyncio.AbstractEventLoop) -> None:
         """Write the projections of the oldest operations applied (all of them committed to
@@ -462,38 +633,43 @@ class ExchangeService:
         writer's connection, the log waits for them; on a connection of their own,
         they commit while the log goes on (one projection write at a time, in order)."""
         if self._projection_write is not None:
-            await self._projection_write
+            await self._settled(self._projection_write)
+            if not self._unprojected or not self._projection_due():
+                return  # it failed: retried once its pause has passed
         # A chunk twice the size of the last group: under load the backlog shrinks by a
         # group's worth per round, so chunks never fall behind the log.
-        batch, upto = self._projection_batch(max(self.projection_chunk, 2 * self._last_group))
+        batch, count = self._projection_batch(max(self.projection_chunk, 2 * self._last_group))
         # The projector thread where projections have a connection of their own; else
         # the default pool, and the log waits for them (they share its connection).
         write = loop.run_in_executor(self._projector, self.store.write_projection, batch)
-        write.add_done_callback(lambda done: self._projected(done, upto))
+        write.add_done_callback(lambda done: self._projected(done, count))
         self._projection_write = write
         if self._projector is None:
-            await write
+            await self._settled(write)
 
-    def _projected(self, write: asyncio.Future[None], upto: int) -> None:
-        """A projection write ended: move the watermark, or, if it failed, stop at once
-        (fail-stop; the writer loop re-raises it too)."""
+    def _projected(self, write: asyncio.Future[None], count: int) -> None:
+        """A projection write ended: move the watermark, or, if it failed, keep its
+        operations pending and retry later (the log, which is intact, goes on)."""
         if write.cancelled():
             return
         error = write.exception()
         if error is None:
-            self.projected_seq = upto
-        elif self.stopped is None:
-            self.stopped = error
+            self._projection_done(count)
+        else:
+            self._projection_failed(error)
 
     def _projection_due(self) -> bool:
         """Projections are written in runs: when ``projection_max`` operations wait, when
         the oldest has waited ``projection_delay`` seconds, or when a caller of
         :meth:`flush` waits. Under load that makes a few large transactions instead of
-        one per group."""
+        one per group. After a failed write, not before its retry pause has passed."""
+        now = time.monotonic()
+        if self.projection_error is not None and now < self._projection_retry_at:
+            return False
         return (
             bool(self._flush_waiters)
             or len(self._unprojected) >= self.projection_max
-            or time.monotonic() - self._unprojected_since >= self.projection_delay
+            or now - self._unprojected_since >= self.projection_delay
         )
 
     def _wake(self) -> None:
@@ -501,12 +677,11 @@ class ExchangeService:
         if self._queue is not None:
             self._queue.put_nowait(_WAKE)
 
-    async def _complete(
-        self, in_flight: tuple[asyncio.Future[None], list[Submission], Published]
-    ) -> None:
+    async def _complete(self, in_flight: InFlight) -> None:
         """Wait for a group's commit, then answer its callers and publish its events."""
-        write, items, published = in_flight
+        write, items, published, seq = in_flight
         await write
+        self._committed(seq)
         for item in items:
             if item.future is not None and not item.future.done():
                 item.future.set_result(None)  # not the item: that would be a cycle

@@ -1,21 +1,26 @@
 """The durable store: the operation log, its projections, replay on start.
 
 :meth:`Store.write` writes one batch in one transaction: either a group of operations'
-log rows (with the API keys and idempotency records committed with them), which is what
-makes them durable, or a run of projection rows with the projection watermark. A batch is
-either wholly there or wholly absent after a crash. :meth:`Store.operations` reads the log
-back for replay; :meth:`Store.projected_seq` tells where the projections stopped.
+log rows (with the idempotency records committed with them), which is what makes them
+durable, or a run of projection rows with the projection watermark. A batch is either
+wholly there or wholly absent after a crash. :meth:`Store.read_log` reads the log back
+for replay and checks its hash chain (api.db.chain) row by row;
+:meth:`Store.projected_seq` tells where the projections stopped.
+
+A store opened to migrate (the default) is the database's writer: it takes the writer
+lock first, then migrates, so two processes never migrate or write one database at once.
 """
 
 from __future__ import annotations
 
-import hashlib
 import operator
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -24,6 +29,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
+    inspect,
     select,
     text,
 )
@@ -31,11 +37,20 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from api.db import tables as t
+from api.db.chain import GENESIS, LogDamaged, link
 from api.db.engine import make_engine
 from api.db.migrate import upgrade
 from exchange.operations import Operation, decode_operation
 
-__all__ = ["LOG_COLUMNS", "Batch", "Row", "Store", "WriterLocked", "hash_key"]
+__all__ = [
+    "LOG_COLUMNS",
+    "Batch",
+    "DatabaseRefused",
+    "LogEntry",
+    "Row",
+    "Store",
+    "WriterLocked",
+]
 
 #: First half of the single writer's advisory lock on PostgreSQL ("suan" in ASCII); the
 #: second half is the hash of the schema, so exchanges in separate schemas do not collide.
@@ -46,9 +61,19 @@ class WriterLocked(RuntimeError):
     """Another process is already the writer of this database."""
 
 
-def hash_key(key: str) -> str:
-    """API keys are stored as their SHA-256 digest: a leaked table leaks no key."""
-    return hashlib.sha256(key.encode()).hexdigest()
+class DatabaseRefused(RuntimeError):
+    """The database is not one suanli may open as it is (an empty file in place of a
+    database, a log that lost rows its projections still show): the message says why
+    and what to do, in one line."""
+
+
+class LogEntry(msgspec.Struct, frozen=True, gc=False):
+    """One verified row of the operation log."""
+
+    seq: int
+    applied_at: int
+    op: Operation
+    chain: bytes
 
 
 Row = dict[str, Any] | tuple[Any, ...]
@@ -107,7 +132,7 @@ _TABLES: dict[str, Table] = {
 #: Parameters per multi-row INSERT (the limits: PostgreSQL 65,535; SQLite 32,766).
 _PARAMETERS_PER_STATEMENT = 4_000
 #: The column order of operation-log rows given as tuples.
-LOG_COLUMNS = ("seq", "applied_at", "kind", "payload")
+LOG_COLUMNS = ("seq", "applied_at", "kind", "payload", "chain")
 # Insert order respects what a reader expects to find together (log first).
 _INSERT_ORDER = list(_TABLES)
 
@@ -137,7 +162,10 @@ def _pg_type(column_type: Any) -> str:
 class Store:
     """The operation log and its projections in one SQL database."""
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, migrate: bool = True, lock_wait_s: float = 10.0) -> None:
+        """Open the database at ``url``. With ``migrate`` (the writer's way) the writer
+        lock is taken first (waiting up to ``lock_wait_s`` for one a killed writer left),
+        then the schema is migrated; without it the store only reads."""
         self.url = url
         self.engine: Engine = make_engine(url)
         self.dialect = self.engine.dialect.name
@@ -147,14 +175,21 @@ class Store:
         self._log: Connection | None = None  # PostgreSQL: log-only groups, autocommit
         self._projector: Connection | None = None
         if migrate:
-            upgrade(self.engine)
+            try:
+                self.lock_writer(lock_wait_s)
+                upgrade(self.engine)
+            except BaseException:
+                self.close()
+                raise
 
     def lock_writer(self, wait_seconds: float = 10.0) -> None:
         """Become the only writer of this database, or raise :class:`WriterLocked`.
 
-        PostgreSQL: a session advisory lock held on a dedicated connection. SQLite: an
-        exclusive ``flock`` on a file next to the database. Both vanish with the process,
-        so a crash never leaves a stale lock behind.
+        The lock belongs to the database itself, however it is reached: PostgreSQL's
+        session advisory lock (per database and schema), held on a dedicated connection;
+        on SQLite an exclusive ``flock`` on the database file's own inode, so a hard link
+        or a symbolic link to the same file meets the same lock. Both vanish with the
+        process, so a crash never leaves a stale lock behind.
         """
         if self._lock is not None:
             return
@@ -170,6 +205,13 @@ class Store:
                     raise
                 time.sleep(0.2)
 
+    def sqlite_path(self) -> str | None:
+        """The SQLite database file, or None (PostgreSQL, or SQLite in memory)."""
+        database = self.engine.url.database
+        if self.dialect != "sqlite" or not database or database == ":memory:":
+            return None
+        return database
+
     def _try_lock(self) -> None:
         if self.dialect == "postgresql":
             conn = self.engine.connect()
@@ -179,22 +221,36 @@ class Store:
             )
             if not got.scalar():
                 conn.close()
-                raise WriterLocked("another suanli process is writing to this database")
+                raise WriterLocked(
+                    "another suanli process is the writer of this database: stop it first"
+                )
             conn.commit()
             self._lock = conn
-        elif self.dialect == "sqlite":
-            database = self.engine.url.database
-            if not database or database == ":memory:":
-                return
-            import fcntl
+            return
+        path = self.sqlite_path()
+        if path is None:
+            return
+        import fcntl
 
-            handle = open(f"{database}.writer.lock", "a+")  # noqa: SIM115 - held for life
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                handle.close()
-                raise WriterLocked("another suanli process is writing to this database") from exc
-            self._lock = handle
+        if os.path.exists(path) and os.path.getsize(path) == 0:
+            raise DatabaseRefused(
+                f"{path} is an empty file, not a suanli database: restore the database "
+                "from a backup, or delete the empty file to start a new exchange"
+            )
+        # The database file itself (created empty if new; SQLite takes an empty file as
+        # a new database). flock locks are independent of SQLite's own POSIX locks, but
+        # closing ANY descriptor of the file drops this process's POSIX locks on it:
+        # the descriptor is only closed once the engine's connections are (close()).
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise WriterLocked(
+                f"another suanli process is the writer of {path} (or of a link to the "
+                "same file): stop it first"
+            ) from exc
+        self._lock = fd
 
     def close(self) -> None:
         for slot in ("_writer", "_log", "_projector"):
@@ -202,23 +258,55 @@ class Store:
             if conn is not None:
                 conn.close()
                 setattr(self, slot, None)
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
+        lock, self._lock = self._lock, None
+        if isinstance(lock, Connection):
+            # Closed outright, not returned to the pool: the advisory lock is the
+            # session's, and ends with it.
+            lock.invalidate()
+            lock.close()
+        # Every SQLite connection closed before the lock's descriptor is: see _try_lock.
         self.engine.dispose()
+        if isinstance(lock, int):
+            os.close(lock)
 
     # ------------------------------------------------------------------ reading
-    def operations(self, after: int = 0) -> Iterator[tuple[int, Operation]]:
-        """The operation log in order, decoded."""
+    def read_log(self, after: int = 0) -> Iterator[LogEntry]:
+        """The operation log after seq ``after``, in order, each row's chain link and
+        decoding checked; raises :class:`~api.db.chain.LogDamaged` at the first gap,
+        edited row or row that does not decode."""
         table = _TABLES["operation_log"]
+        columns = (table.c.seq, table.c.applied_at, table.c.kind, table.c.payload, table.c.chain)
         with self.engine.connect() as conn:
+            previous = GENESIS
+            if after:
+                row = conn.execute(select(table.c.chain).where(table.c.seq == after)).first()
+                if row is None:
+                    raise LogDamaged(after, "the row is missing")
+                previous = bytes(row[0])
             result = conn.execution_options(stream_results=True, yield_per=5_000).execute(
-                select(table.c.seq, table.c.payload)
-                .where(table.c.seq > after)
-                .order_by(table.c.seq)
+                select(*columns).where(table.c.seq > after).order_by(table.c.seq)
             )
-            for seq, payload in result:
-                yield seq, decode_operation(bytes(payload))
+            expected = after + 1
+            for seq, applied_at, kind, payload, chain in result:
+                if seq != expected:
+                    raise LogDamaged(expected, f"the row is missing (the next row is {seq})")
+                payload = bytes(payload)
+                previous = link(previous, seq, applied_at, kind, payload)
+                if previous != bytes(chain):
+                    raise LogDamaged(seq, "the row differs from what was written")
+                try:
+                    op = decode_operation(payload)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    raise LogDamaged(seq, f"the operation does not decode ({exc})") from exc
+                if type(op).__name__ != kind:
+                    raise LogDamaged(seq, f"the row says {kind} but holds {type(op).__name__}")
+                yield LogEntry(seq, applied_at, op, previous)
+                expected += 1
+
+    def operations(self, after: int = 0) -> Iterator[tuple[int, Operation]]:
+        """The operation log in order, decoded and checked (:meth:`read_log`)."""
+        for entry in self.read_log(after):
+            yield entry.seq, entry.op
 
     def operation_at(self, seq: int) -> Operation | None:
         """The logged operation ``seq``, decoded (None when the log does not hold it)."""
@@ -240,17 +328,8 @@ class Store:
             value = conn.execute(select(table.c.seq).where(table.c.name == "tables")).scalar()
         return int(value or 0)
 
-    def api_key_account(self, key: str) -> int | None:
-        """The account id of an API key, by its digest (a unique index lookup)."""
-        table = _TABLES["api_keys"]
-        with self.engine.connect() as conn:
-            value = conn.execute(
-                select(table.c.account_id).where(table.c.key_hash == hash_key(key))
-            ).scalar()
-        return None if value is None else int(value)
-
     def all_rows(self, table: str) -> list[dict[str, Any]]:
-        """Every row of a small table (API keys, idempotency records) for start-up."""
+        """Every row of a small table (idempotency records) for start-up."""
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(select(_TABLES[table]))]
 
@@ -259,6 +338,26 @@ class Store:
             return int(
                 conn.execute(text(f"SELECT count(*) FROM {_TABLES[table].name}")).scalar() or 0
             )
+
+    def legacy_api_keys(self) -> list[dict[str, Any]]:
+        """API keys written before keys were logged (migration 0004), oldest first."""
+        if not inspect(self.engine).has_table("api_keys_legacy"):
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(text("SELECT * FROM api_keys_legacy ORDER BY id"))
+            return [dict(r._mapping) for r in rows]
+
+    def drop_legacy_api_keys(self) -> None:
+        """Drop the legacy key table once its keys are in the log."""
+        with self.engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS api_keys_legacy"))
+
+    def delete_idempotency_before(self, created_before: int) -> int:
+        """Delete the idempotency records created before ``created_before`` (expired)."""
+        table = _TABLES["idempotency_keys"]
+        with self.engine.begin() as conn:
+            result = conn.execute(table.delete().where(table.c.created_at < created_before))
+            return int(result.rowcount or 0)
 
     # ------------------------------------------------------------------ writing
     @property

@@ -40,6 +40,8 @@ class OperationRow(SQLModel, table=True):
     applied_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     kind: str = Field(sa_column=Column(String(32), nullable=False))
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # SHA-256 over the previous row's chain and this row (api.db.chain).
+    chain: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class AccountRow(SQLModel, table=True):
@@ -51,14 +53,17 @@ class AccountRow(SQLModel, table=True):
 
 
 class ApiKeyRow(SQLModel, table=True):
-    """API keys are random, shown once, stored as a SHA-256 digest only."""
+    """API keys as the operation log records them (a projection): a public prefix of at
+    most 8 characters and a digest, never the key (api.keys says which digest)."""
 
     __tablename__ = "api_keys"
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
-    key_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
-    prefix: str = Field(sa_column=Column(String(16), nullable=False))
+    key_hash: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    prefix: str = Field(sa_column=Column(String(8), nullable=False))
+    origin: str = Field(sa_column=Column(String(16), nullable=False))
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    revoked_at: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class IdempotencyRow(SQLModel, table=True):

@@ -18,13 +18,14 @@ from .market import start_service
 
 
 def main(argv: list[str]) -> int:
-    store = Store(argv[1])
     try:
-        try:
-            service = start_service(store)
-        except WriterLocked:
-            print("LOCKED", flush=True)
-            return 0
+        # The writer lock comes first, before migrating: no wait for it here.
+        store = Store(argv[1], lock_wait_s=0)
+    except WriterLocked:
+        print("LOCKED", flush=True)
+        return 0
+    try:
+        service = start_service(store)
         print(f"STARTED {service.seq}", flush=True)
         service.run(Deposit(1, 1))
         print(f"ACK {service.seq}", flush=True)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from api.db.store import Store
-from api.service import ExchangeService, ServiceStopped
+from api.service import ExchangeService, ProjectionsUnavailable
 from exchange.core import ExchangeCore, Rejected, replay
 from exchange.operations import AdvanceClock, Deposit, Operation, PlaceOrder
 from exchange.orders import Side
@@ -170,36 +170,64 @@ def test_operations_past_the_projection_watermark_are_projected_on_restart(
     assert_conserved(restarted.core, restarted.store.engine)
 
 
-def test_a_failed_projection_write_stops_the_service_and_a_restart_repairs_it(
+def test_a_failed_projection_write_keeps_trading_and_the_tables_catch_up(
     open_store: Callable[..., Store],
 ) -> None:
-    """The log commits an order (acknowledged, durable); then its projection write fails.
-    The service stops (fail-stop: nothing more is accepted, flush() refuses), and a
-    restart projects the order from the log."""
+    """The log commits an order (acknowledged, durable); then its projection writes fail.
+    Trading goes on (the log is intact); readers of the tables are told to retry
+    (ProjectionsUnavailable, a 503); once the database takes them again the tables catch
+    up by themselves. A start whose projection write fails still starts and serves."""
     service = start_service(open_store())
     market = setup_market(service.run)
     order = PlaceOrder(market.lab, market.symbol, Side.BUY, quantity=1_000, price=190_000)
+    store = service.store
+    working = store.write_projection
 
     def broken(batch: object) -> None:
         raise OSError("disk full while writing projections")
 
+    async def caught_up() -> None:
+        for _ in range(200):
+            try:
+                await service.flush()
+                return
+            except ProjectionsUnavailable:
+                await asyncio.sleep(0.05)
+        raise AssertionError("the projections never caught up")
+
     async def main() -> None:
         await service.start()
         try:
-            service.store.write_projection = broken  # type: ignore[method-assign]
+            store.write_projection = broken  # type: ignore[method-assign]
             placed = await service.submit(order)  # the log commit succeeds: acknowledged
-            assert service.store.operation_at(service.seq) == order
-            with pytest.raises(ServiceStopped):
+            assert store.operation_at(service.seq) == order
+            with pytest.raises(ProjectionsUnavailable):
                 await service.flush()
-            assert service.stopped is not None
-            with pytest.raises(ServiceStopped):
-                await service.submit(Deposit(market.lab, 1))
+            assert service.stopped is None and service.projection_error is not None
+            await service.submit(Deposit(market.lab, 1))  # trading goes on
             assert placed.id in service.core.orders
+            assert store.projected_seq() < service.seq
+            store.write_projection = working  # type: ignore[method-assign]
+            await caught_up()
+            assert service.projection_error is None
+            assert store.projected_seq() == service.seq
+            assert_projections_agree(service)
+            store.write_projection = broken  # type: ignore[method-assign]
+            await service.submit(Deposit(market.lab, 1))
         finally:
-            await service.stop()
+            await service.stop()  # with one operation left unprojected
 
     asyncio.run(main())
-    restarted = start_service(open_store())
+    assert store.projected_seq() == service.seq - 1
+
+    reopened = open_store()
+    reopened.write_projection = broken  # type: ignore[method-assign]
+    restarted = start_service(reopened)  # starts, its projections behind
     assert restarted.seq == service.seq
-    assert restarted.projected_seq == restarted.seq == restarted.store.projected_seq()
+    assert restarted.projection_error is not None
+    assert reopened.projected_seq() == restarted.seq - 1
+    reopened.write_projection = Store.write_projection.__get__(reopened)  # type: ignore[method-assign]
+    restarted.run(Deposit(market.lab, 1))  # its projection run writes the backlog too
+    assert restarted.projection_error is None
+    assert restarted.projected_seq == restarted.seq == reopened.projected_seq()
     assert_projections_agree(restarted)

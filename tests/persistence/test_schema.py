@@ -82,7 +82,8 @@ def test_upgrading_twice_is_a_no_op(open_store: Callable[..., Store], db_url: st
 
     upgrade(store.engine)
     upgrade(store.engine)
-    again = open_store()  # Store() upgrades on open too
+    store.close()
+    again = open_store()  # Store() upgrades on open too (its writer: the lock is free now)
 
     assert _version(again) == _head(db_url)
     inspector = inspect(again.engine)
@@ -93,7 +94,6 @@ def test_upgrading_twice_is_a_no_op(open_store: Callable[..., Store], db_url: st
     assert {name: again.count(name) for name in counts} == counts
     with again.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
-    store.close()
     assert start_service(again).core.state_hash() == before_hash
 
 
