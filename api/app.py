@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 
-from api.db.store import Store
-from api.deps import Context, RateLimiter
+from api.deps import Context
 from api.endpoint import (
     DEFAULT_MAX_BODY_BYTES,
     FrontDoor,
@@ -21,19 +19,16 @@ from api.endpoint import (
 )
 from api.errors import FastJSONResponse, install_error_handlers
 from api.routes import accounts, catalog, market, operation, orders, sellers, web
-from api.service import ExchangeService, Submission, tune_gc
+from api.service import tune_gc
 from api.settings import Settings
-from api.views import parse_iso
+from api.startup import build_context
 from api.ws import Hub
 from api.ws import router as ws_router
-from exchange.operations import CreateAccount
 
 __all__ = [
     "TELEMETRY_OFF",
     "BodySizeLimit",
     "SuanliApp",
-    "bootstrap_admin_key",
-    "build_context",
     "create_app",
 ]
 
@@ -104,51 +99,6 @@ class SuanliApp(FastAPI):
 
     def build_middleware_stack(self) -> Any:
         return FrontDoor(super().build_middleware_stack(), orders.ENTRY_ROUTES)
-
-
-def build_context(settings: Settings) -> Context:
-    """Open the store (migrating it), replay the log, load keys and idempotency records."""
-    start = parse_iso(settings.start) if settings.start else None
-    store = Store(settings.database_url)
-    service = ExchangeService(
-        store,
-        clock=settings.clock,
-        start_us=start,
-        max_open_orders=settings.max_open_orders,
-        batch_max=settings.batch_max,
-        check_invariants=settings.check_invariants,
-    )
-    ctx = Context(
-        service, settings, limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
-    )
-    for row in store.all_rows("api_keys"):
-        ctx.remember_key(row["prefix"], row["key_hash"], row["account_id"])
-    for row in store.all_rows("idempotency_keys"):
-        ctx.idempotency[(row["account_id"], row["key"])] = (
-            row["request_digest"],
-            int(row["status"]),
-            json.loads(row["body"]),
-        )
-    if settings.admin_key:
-        bootstrap_admin_key(ctx, settings.admin_key)
-    return ctx
-
-
-def bootstrap_admin_key(ctx: Context, key: str, name: str = "admin") -> int:
-    """Register ``key`` as an admin key (idempotently); returns its account id."""
-    known = ctx.lookup(key)
-    if known is not None:
-        return known
-    if len(key) < 16:
-        raise ValueError("an admin key needs at least 16 characters")
-
-    def register(record: Any, batch: Any) -> None:
-        ctx.register_key(batch, record.id, key, ctx.service.core.now)
-
-    item = ctx.service.execute([Submission(CreateAccount(name, "admin"), extra=register)])[0]
-    if item.error is not None:
-        raise item.error
-    return int(item.outcome.id)
 
 
 def _document_order_entry(app: FastAPI) -> None:

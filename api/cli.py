@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from api.db.engine import database_url
+
+if TYPE_CHECKING:
+    from api.service import ExchangeService
+    from exchange.core import ExchangeCore
 
 app = typer.Typer(
     help="suanli: an exchange for compute power (PF·h of accelerator capacity).",
     no_args_is_help=True,
     add_completion=False,
 )
-admin_app = typer.Typer(help="Administration: API keys.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+admin_app = typer.Typer(
+    help="Administration: API keys (with the server stopped).", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database: schema and integrity.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(db_app, name="db")
 
@@ -26,6 +34,20 @@ DatabaseUrl = Annotated[
         "else the SQLite file suanli.db in the working directory.",
     ),
 ]
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """What an operator can fix is printed as one line naming the fix, exit status 1."""
+    from api.db.chain import LogDamaged
+    from api.db.store import DatabaseRefused, WriterLocked
+    from api.startup import StartupError
+
+    try:
+        yield
+    except (StartupError, LogDamaged, DatabaseRefused, WriterLocked) as exc:
+        typer.echo(f"suanli: {exc}", err=True)
+        raise typer.Exit(code=1) from None
 
 
 @app.command()
@@ -54,41 +76,172 @@ def serve(
 
     from api.app import create_app
     from api.settings import Settings
+    from api.startup import build_context
 
     if clock not in ("real", "simulated"):
         raise typer.BadParameter("clock is 'real' or 'simulated'")
-    settings = Settings(
-        database_url=database_url(database_url_), clock=clock, start=start, tune_gc=True
-    )
-    if not settings.admin_key:
+    with _one_line_errors():
+        settings = Settings(
+            database_url=database_url(database_url_), clock=clock, start=start, tune_gc=True
+        )
+        context = build_context(settings)  # every start-up error surfaces here, in one line
+    admins = [
+        r
+        for r in context.service.core.api_keys.records.values()
+        if r.active and context.service.core.accounts[r.account_id].role == "admin"
+    ]
+    if not admins:
         typer.echo(
-            "No SUANLI_ADMIN_KEY set: create an admin key with `suanli admin create-key` "
-            "(with the server stopped) or set SUANLI_ADMIN_KEY before starting.",
+            "No admin key yet: set SUANLI_ADMIN_KEY before starting, or stop the server and "
+            "run `suanli admin create-key`.",
             err=True,
         )
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_level=workers_log, access_log=access_log
+        create_app(settings, context=context),
+        host=host,
+        port=port,
+        log_level=workers_log,
+        access_log=access_log,
     )
+
+
+def _stopped_exchange(url: str, running: str) -> ExchangeService:
+    """The exchange at ``url`` for an admin command, opened as its writer; refused at once
+    when a server runs it (``running`` says what to do instead) or none exists yet."""
+    from api.db.store import WriterLocked
+    from api.service import ExchangeService
+    from api.startup import StartupError, open_store, shown
+
+    try:
+        store = open_store(url, lock_wait_s=0)
+    except StartupError as exc:
+        if isinstance(exc.__cause__, WriterLocked):
+            raise StartupError(f"the exchange at {shown(url)} is running: {running}") from exc
+        raise
+    if store.last_seq() == 0:
+        store.close()
+        raise StartupError(
+            f"no exchange at {shown(url)} yet: start it once with `suanli serve` (add "
+            "--clock simulated --start TIME for a simulated exchange), then run this again"
+        )
+    # The simulated clock never moves by itself: an admin command does not touch it.
+    return ExchangeService(store, clock="simulated")
 
 
 @admin_app.command("create-key")
 def create_key(
     database_url_: DatabaseUrl = None,
     name: Annotated[str, typer.Option(help="Name of the new admin account.")] = "admin",
+    account: Annotated[
+        int | None,
+        typer.Option(help="Issue the key to this existing account instead (key rotation)."),
+    ] = None,
 ) -> None:
-    """Create an admin account and print its new API key (shown once). Run it with the
-    server stopped: the server is the only writer while it runs."""
-    from api.app import bootstrap_admin_key, build_context
-    from api.deps import generate_key
-    from api.settings import Settings
+    """Create an admin account and print its new API key (shown once), or a new key for
+    an existing account with --account. Run it with the server stopped (the server is the
+    only writer while it runs: there, use POST /v1/admin/accounts or
+    POST /v1/admin/accounts/{id}/keys). It never moves the exchange's clock."""
+    from api.keys import generate_key, generated_digest, key_prefix
+    from api.service import Submission
+    from exchange.operations import CreateAccount, IssueApiKey, Operation
 
-    settings = Settings(database_url=database_url(database_url_), admin_key=None)
-    ctx = build_context(settings)
+    url = database_url(database_url_)
     key = generate_key()
-    account_id = bootstrap_admin_key(ctx, key, name=name)
-    ctx.service.store.close()
-    typer.echo(f"admin account {account_id}")
+    op: Operation
+    if account is None:
+        op = CreateAccount(name, "admin", key_prefix(key), generated_digest(key))
+    else:
+        op = IssueApiKey(account, key_prefix(key), generated_digest(key))
+    with _one_line_errors():
+        service = _stopped_exchange(
+            url,
+            "create the key through it (POST /v1/admin/accounts, or "
+            "POST /v1/admin/accounts/{id}/keys, with an admin key), or stop it first",
+        )
+        try:
+            (item,) = service.execute([Submission(op)])
+        finally:
+            service.store.close()
+    if item.error is not None:
+        typer.echo(f"suanli: {item.error.message}", err=True)
+        raise typer.Exit(code=1)
+    owner = item.outcome.id if account is None else account
+    typer.echo(f"admin account {owner}" if account is None else f"key for account {owner}")
     typer.echo(key)
+
+
+@admin_app.command("list-keys")
+def list_keys(database_url_: DatabaseUrl = None) -> None:
+    """Every API key: id, account, public prefix, origin, created, revoked. Reads only."""
+    from api.views import iso
+
+    with _one_line_errors():
+        core = _replayed(database_url(database_url_))
+    typer.echo("id\taccount\tprefix\torigin\tcreated\trevoked")
+    for r in core.api_keys.records.values():
+        revoked = iso(r.revoked_at) if r.revoked_at is not None else "-"
+        typer.echo(
+            f"{r.id}\t{r.account_id}\t{r.prefix}\t{r.origin}\t{iso(r.created_at)}\t{revoked}"
+        )
+
+
+@admin_app.command("revoke-key")
+def revoke_key(
+    key: Annotated[str, typer.Argument(help="The key's id, or its public prefix.")],
+    database_url_: DatabaseUrl = None,
+) -> None:
+    """Revoke an API key (see `suanli admin list-keys`), with the server stopped; while it
+    runs, use DELETE /v1/admin/keys/{id}."""
+    from api.service import Submission
+    from api.startup import StartupError
+    from exchange.operations import RevokeApiKey
+
+    url = database_url(database_url_)
+    with _one_line_errors():
+        service = _stopped_exchange(
+            url, "revoke the key through it (DELETE /v1/admin/keys/{id} with an admin key)"
+        )
+        try:
+            book = service.core.api_keys
+            if key.isascii() and key.isdigit():
+                ids = [int(key)]
+            else:
+                ids = [r.id for r in book.active(key)]
+            if len(ids) != 1:
+                raise StartupError(
+                    f"{len(ids)} active keys have the prefix {key!r}: give the key's id "
+                    "(suanli admin list-keys)"
+                )
+            (item,) = service.execute([Submission(RevokeApiKey(ids[0]))])
+        finally:
+            service.store.close()
+    if item.error is not None:
+        typer.echo(f"suanli: {item.error.message}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"key {ids[0]} revoked")
+
+
+def _replayed(url: str) -> ExchangeCore:
+    """The core rebuilt from the database's log (which is read, never written)."""
+    from api.verify import replay_database
+
+    return replay_database(url).core
+
+
+@db_app.command("verify")
+def db_verify(database_url_: DatabaseUrl = None) -> None:
+    """Check a database offline: the log's hash chain row by row, that every operation
+    replays, every invariant of the state it builds, and that the projections do not run
+    ahead of the log. Reads only: safe while the server runs. Prints the chain's head
+    digest, which an operator can keep elsewhere to detect a rewritten log."""
+    from api.verify import replay_database
+
+    with _one_line_errors():
+        report = replay_database(database_url(database_url_))
+    typer.echo(
+        f"ok: {report.operations} operations, chain head {report.head}, "
+        f"state hash {report.state_hash}, projections at operation {report.projected}"
+    )
 
 
 @db_app.command("upgrade")

@@ -4,9 +4,7 @@ decimal parsing and idempotency keys."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,8 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 
-from api.db.store import Batch, hash_key
 from api.errors import ApiError
+from api.idempotency import IdempotencyStore
+from api.keys import KeyIndex
 from api.service import ExchangeService
 from api.settings import Settings
 from exchange.core import AccountRecord
@@ -34,38 +33,54 @@ __all__ = [
     "CurrentAccount",
     "Page",
     "RateLimiter",
-    "generate_key",
     "get_context",
     "paginate",
     "units",
 ]
 
 
-def generate_key() -> str:
-    """A new API key: 32 random bytes, URL-safe, with a recognisable prefix."""
-    return "sk_" + secrets.token_urlsafe(32)
-
-
 class RateLimiter:
-    """A token bucket per key: ``rate`` requests per second, bursts of ``burst``."""
+    """A token bucket per key: ``rate`` units of work per second, bursts of ``burst``.
+
+    Work is counted, not requests: a batch of 100 orders takes 100 tokens. Work larger
+    than a burst passes once the bucket is full and leaves it in debt, which later work
+    waits out. Buckets of keys idle long enough to be full again are dropped, so the
+    table stays as small as the set of recently active keys."""
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = max(1, burst)
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._swept = 0.0
 
-    def take(self, key: str, now: float | None = None) -> float:
-        """0 when allowed; otherwise the seconds to wait before a token is free."""
+    def take(self, key: str, cost: int = 1, now: float | None = None) -> float:
+        """0 when allowed (``cost`` tokens taken); otherwise the seconds to wait until
+        ``cost`` tokens are free (none taken)."""
         if self.rate <= 0:
             return 0.0
         t = time.monotonic() if now is None else now
         tokens, last = self._buckets.get(key, (float(self.burst), t))
         tokens = min(float(self.burst), tokens + (t - last) * self.rate)
-        if tokens >= 1:
-            self._buckets[key] = (tokens - 1, t)
-            return 0.0
-        self._buckets[key] = (tokens, t)
-        return (1 - tokens) / self.rate
+        needed = min(cost, self.burst)
+        if tokens >= needed:
+            self._buckets[key] = (tokens - cost, t)
+            wait = 0.0
+        else:
+            self._buckets[key] = (tokens, t)
+            wait = (needed - tokens) / self.rate
+        if t - self._swept > self.burst / self.rate:
+            self._sweep(t)
+        return wait
+
+    def _sweep(self, now: float) -> None:
+        """Drop the buckets that have refilled since they were last used."""
+        rate, burst = self.rate, self.burst
+        self._buckets = {
+            k: (tokens, last)
+            for k, (tokens, last) in self._buckets.items()
+            if tokens + (now - last) * rate < burst
+        }
+        self._swept = now
 
 
 @dataclass
@@ -74,32 +89,21 @@ class Context:
 
     service: ExchangeService
     settings: Settings
-    # key prefix (public, 12 characters) -> [(SHA-256 digest of the key, account id)]
-    keys: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    #: Authentication against the keys the core holds.
+    auth: KeyIndex = field(init=False)
+    #: Order entry (orders per second per key) and every other change (requests).
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
-    idempotency: dict[tuple[int, str], tuple[str, int, Any]] = field(default_factory=dict)
+    mutations: RateLimiter = field(default_factory=lambda: RateLimiter(0, 1))
+    idempotency: IdempotencyStore = field(default_factory=IdempotencyStore)
 
-    def register_key(self, batch: Batch, account_id: int, key: str, now: int) -> None:
-        """Remember a new key (digest only) and persist it in the same commit as ``batch``."""
-        digest = hash_key(key)
-        batch.insert(
-            "api_keys",
-            {"account_id": account_id, "key_hash": digest, "prefix": key[:12], "created_at": now},
-        )
-        self.remember_key(key[:12], digest, account_id)
-
-    def remember_key(self, prefix: str, digest: str, account_id: int) -> None:
-        self.keys.setdefault(prefix, []).append((digest, account_id))
+    def __post_init__(self) -> None:
+        service = self.service
+        self.auth = KeyIndex(lambda: service.core.api_keys)
 
     def lookup(self, key: str) -> int | None:
-        """The account of ``key``: found by its public prefix, then the SHA-256 digests
-        compared in constant time."""
-        digest = hash_key(key)
-        found = None
-        for stored, account_id in self.keys.get(key[:12], ()):
-            if hmac.compare_digest(stored, digest):
-                found = account_id
-        return found
+        """The account of ``key``, if it is an active key."""
+        record = self.auth.lookup(key)
+        return None if record is None else record.account_id
 
 
 async def get_context(request: Request) -> Context:
@@ -159,14 +163,25 @@ CurrentAccount = Annotated[AccountRecord, Depends(current_account)]
 AdminAccount = Annotated[AccountRecord, Depends(admin_account)]
 
 
-def throttle(ctx: Context, account: AccountRecord) -> None:
-    """Order entry is rate limited per key; cancels never call this."""
-    wait = ctx.limiter.take(str(account.id))
+def throttle(ctx: Context, account: AccountRecord, orders: int = 1) -> None:
+    """Order entry is rate limited per key, counting orders (a batch takes one token per
+    order); cancels never call this."""
+    _take(
+        ctx.limiter, account, orders, "order entry rate limit exceeded; cancels are still accepted"
+    )
+
+
+def throttle_change(ctx: Context, account: AccountRecord) -> None:
+    """Every other change (sites, pools, deliveries, accounts, money, catalog, tiers) is
+    rate limited per key too, in a bucket of its own."""
+    _take(ctx.mutations, account, 1, "rate limit for changes exceeded")
+
+
+def _take(limiter: RateLimiter, account: AccountRecord, cost: int, message: str) -> None:
+    wait = limiter.take(str(account.id), cost)
     if wait > 0:
         raise ApiError(
-            "rate_limited",
-            "order entry rate limit exceeded; cancels are still accepted",
-            headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+            "rate_limited", message, headers={"Retry-After": str(max(1, int(wait + 0.999)))}
         )
 
 
@@ -248,4 +263,5 @@ __all__ += [
     "optional_account",
     "request_account",
     "throttle",
+    "throttle_change",
 ]

@@ -20,6 +20,7 @@ from api.db.chain import link
 from api.db.store import Batch
 from exchange.core import Changes, ExchangeCore, OrderState
 from exchange.events import InstrumentListed, InstrumentStateChanged, Trade
+from exchange.keys import ApiKeyRecord
 from exchange.operations import (
     AddHardware,
     AddPool,
@@ -31,10 +32,12 @@ from exchange.operations import (
     CreateAccount,
     CreateGpuClass,
     CreateTier,
+    IssueApiKey,
     Operation,
     PlaceOrder,
     RegisterSite,
     ReportDelivery,
+    RevokeApiKey,
     UpdateTier,
     encode_operation,
 )
@@ -195,6 +198,23 @@ def _tier_rows(batch: Batch, core: ExchangeCore) -> None:
         )
 
 
+def _key_row(batch: Batch, key: ApiKeyRecord) -> None:
+    """An API key's row: its prefix and digest, never the key."""
+    batch.upsert(
+        "api_keys",
+        key.id,
+        {
+            "id": key.id,
+            "account_id": key.account_id,
+            "key_hash": key.digest,
+            "prefix": key.prefix,
+            "origin": key.origin,
+            "created_at": key.created_at,
+            "revoked_at": key.revoked_at,
+        },
+    )
+
+
 def project(batch: Batch, core: ExchangeCore, run: list[Applied]) -> None:
     """Add the projection rows of a run of applied operations, in order, to ``batch``.
 
@@ -318,6 +338,10 @@ def _project_one(
                 "created_at": result.created_at,
             },
         )
+        for key in core.api_keys.of_account(result.id):
+            _key_row(batch, key)
+    elif isinstance(op, IssueApiKey | RevokeApiKey):
+        _key_row(batch, result)
     elif isinstance(op, RegisterSite):
         site = result.site
         batch.upsert(

@@ -287,8 +287,9 @@ class ExchangeService:
 
     def _projections_unavailable(self) -> ProjectionsUnavailable:
         return ProjectionsUnavailable(
-            f"the projection tables are behind the log (from operation "
-            f"{self.projected_seq + 1}): {self.projection_error!r}",
+            f"the projection tables are behind the log from operation "
+            f"{self.projected_seq + 1} ({type(self.projection_error).__name__}); "
+            "they are written again shortly",
             max(1, int(self._projection_backoff_s + 0.999)),
         )
 
@@ -514,7 +515,11 @@ class ExchangeService:
         extra: Callable[[Any, Batch], None] | None = None,
     ) -> Any:
         """Queue one operation; resolve once it is durable. Raises Rejected on refusal."""
-        item = self.enqueue(op, render, extra)
+        return await self.answer(self.enqueue(op, render, extra))
+
+    async def answer(self, item: Submission) -> Any:
+        """Wait for a queued submission (:meth:`enqueue`): its outcome once durable, or
+        its refusal raised."""
         assert item.future is not None
         await item.future
         error = item.error

@@ -17,6 +17,7 @@ from exchange.core import (
     SiteRecord,
     TierRecord,
 )
+from exchange.keys import ApiKeyRecord
 from exchange.ledger import Transfer
 from exchange.orders import OrderType
 from exchange.settlement import Contract
@@ -36,6 +37,7 @@ __all__ = [
     "hardware_view",
     "instrument_view",
     "iso",
+    "key_view",
     "order_view",
     "parse_iso",
     "pool_view",
@@ -318,3 +320,14 @@ def money(value: int) -> str:
 
 
 __all__ += ["gpu_class_view", "money"]
+
+
+def key_view(record: ApiKeyRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "account_id": record.account_id,
+        "prefix": record.prefix,
+        "origin": record.origin,
+        "created_at": iso(record.created_at),
+        "revoked_at": None if record.revoked_at is None else iso(record.revoked_at),
+    }

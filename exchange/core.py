@@ -41,6 +41,7 @@ from exchange.events import (
 )
 from exchange.ids import AccountId, OrderId, Symbol, Timestamp
 from exchange.invariants import InvariantViolation, check
+from exchange.keys import ApiKeyBook, ApiKeyRecord
 from exchange.ledger import (
     EXCHANGE,
     AccountKind,
@@ -62,11 +63,13 @@ from exchange.operations import (
     CreateTier,
     Deposit,
     HaltInstrument,
+    IssueApiKey,
     Operation,
     PlaceOrder,
     RegisterSite,
     ReportDelivery,
     ResumeInstrument,
+    RevokeApiKey,
     UpdateTier,
     Withdraw,
 )
@@ -193,6 +196,7 @@ class ExchangeCore:
         self.ledger = Ledger(currency)
         self.capacity = CapacityBook()
         self.accounts: dict[int, AccountRecord] = {}
+        self.api_keys = ApiKeyBook()
         self.catalog: dict[str, AcceleratorModel] = load_builtin_catalog()
         self.gpu_classes: dict[str, GpuClass] = {}
         self.class_members: dict[str, tuple[str, ...]] = {}
@@ -252,9 +256,24 @@ class ExchangeCore:
             raise Rejected("invalid_name", "an account name is 1 to 100 characters")
         if op.role not in ("trader", "admin"):
             raise Rejected("invalid_role", "role is trader or admin")
+        keyed = op.key_prefix is not None or op.key_digest is not None
+        if keyed:
+            self.api_keys.check_new(op.key_prefix or "", op.key_digest or "", op.key_origin)
         record = AccountRecord(self._next_id("account"), name, op.role, self.now)
         self.accounts[record.id] = record
+        if keyed:
+            self.api_keys.add(
+                record.id, op.key_prefix or "", op.key_digest or "", op.key_origin, self.now
+            )
         return record
+
+    def _issue_api_key(self, op: IssueApiKey) -> ApiKeyRecord:
+        self.account(op.account_id)
+        self.api_keys.check_new(op.prefix, op.digest, op.origin)
+        return self.api_keys.add(op.account_id, op.prefix, op.digest, op.origin, self.now)
+
+    def _revoke_api_key(self, op: RevokeApiKey) -> ApiKeyRecord:
+        return self.api_keys.revoke(op.key_id, self.now)
 
     def account(self, account_id: int) -> AccountRecord:
         record = self.accounts.get(account_id)
@@ -1264,6 +1283,8 @@ class ExchangeCore:
             h.update(f"{code}|{r.status}|{r.reference}|{r.next_start}\n".encode())
         for sym in sorted(self.instruments):
             h.update(f"{sym}|{self.instruments[sym].state}\n".encode())
+        for key_id in sorted(self.api_keys.records):
+            h.update(enc(self.api_keys.records[key_id]))
         return h.hexdigest()
 
     _handlers: ClassVar[dict[type, Callable[[ExchangeCore, Any], Any]]] = {
@@ -1285,6 +1306,8 @@ class ExchangeCore:
         AdvanceClock: _advance_clock,
         HaltInstrument: _halt,
         ResumeInstrument: _resume,
+        IssueApiKey: _issue_api_key,
+        RevokeApiKey: _revoke_api_key,
     }
 
     _event_handlers: ClassVar[dict[type, Callable[[ExchangeCore, Any], None]]] = {

@@ -28,11 +28,13 @@ __all__ = [
     "CreateTier",
     "Deposit",
     "HaltInstrument",
+    "IssueApiKey",
     "Operation",
     "PlaceOrder",
     "RegisterSite",
     "ReportDelivery",
     "ResumeInstrument",
+    "RevokeApiKey",
     "UpdateTier",
     "Withdraw",
     "decode_operation",
@@ -47,6 +49,23 @@ class _Op(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
 class CreateAccount(_Op, frozen=True):
     name: str
     role: str  # "trader" or "admin"
+    # The account's first API key, as the shell derived it (exchange.keys): optional.
+    key_prefix: str | None = None
+    key_digest: str | None = None
+    key_origin: str = "generated"
+
+
+class IssueApiKey(_Op, frozen=True):
+    """Another API key for an account (rotation: issue the new one, then revoke the old)."""
+
+    account_id: int
+    prefix: str
+    digest: str
+    origin: str = "generated"
+
+
+class RevokeApiKey(_Op, frozen=True):
+    key_id: int
 
 
 class Deposit(_Op, frozen=True):
@@ -211,6 +230,8 @@ Operation = (
     | AdvanceClock
     | HaltInstrument
     | ResumeInstrument
+    | IssueApiKey
+    | RevokeApiKey
 )
 
 _encoder = msgspec.json.Encoder()

@@ -15,6 +15,8 @@ from __future__ import annotations
 from api.responses.accounts import (
     AccountCreatedOut,
     AccountOut,
+    ApiKeyCreatedOut,
+    ApiKeyOut,
     LedgerEntryOut,
     LedgerSideOut,
     TransferOut,
@@ -69,6 +71,8 @@ __all__ = [
     "AccountCreatedOut",
     "AccountFillOut",
     "AccountOut",
+    "ApiKeyCreatedOut",
+    "ApiKeyOut",
     "BatchOut",
     "BookOut",
     "CancelAllOut",

@@ -9,6 +9,8 @@ from api.responses.common import ResponseModel, Role
 __all__ = [
     "AccountCreatedOut",
     "AccountOut",
+    "ApiKeyCreatedOut",
+    "ApiKeyOut",
     "LedgerEntryOut",
     "LedgerSideOut",
     "TransferOut",
@@ -22,6 +24,25 @@ class AccountCreatedOut(ResponseModel):
     id: int
     name: str
     role: Role
+    api_key: str | None
+
+
+class ApiKeyOut(ResponseModel):
+    """An API key as the exchange keeps it: its id, its public prefix (at most 8
+    characters) and where it came from; never the key."""
+
+    id: int
+    account_id: int
+    prefix: str
+    origin: Literal["generated", "operator", "legacy"]
+    created_at: str
+    revoked_at: str | None
+
+
+class ApiKeyCreatedOut(ApiKeyOut):
+    """A new key: ``api_key`` is shown once (a replay of the request with the same
+    Idempotency-Key answers null in its place)."""
+
     api_key: str | None
 
 

@@ -13,9 +13,14 @@ __all__ = [
 
 
 class HealthOut(ResponseModel):
-    status: Literal["ok", "stopped"]
+    """``status`` is ``stopped`` after a failed commit (restart to recover) and
+    ``degraded`` while the projection tables cannot be written (``projection_error``
+    says why; trading goes on and they catch up by themselves)."""
+
+    status: Literal["ok", "degraded", "stopped"]
     operations: int
     projected_operations: int
+    projection_error: str | None
     clock: ClockMode
     now: str
     database: str

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from sqlalchemy import or_, select
 
-from api.db.store import Batch
 from api.db.tables import TransferRow
 from api.deps import (
     AdminAccount,
@@ -16,24 +15,28 @@ from api.deps import (
     ContextDep,
     CurrentAccount,
     PageDep,
-    generate_key,
+    paginate,
     units,
 )
-from api.errors import FastJSONResponse
+from api.errors import ApiError, FastJSONResponse
+from api.keys import generate_key, generated_digest, key_prefix
 from api.responses import (
     ERROR_RESPONSES,
     AccountCreatedOut,
     AccountOut,
+    ApiKeyCreatedOut,
+    ApiKeyOut,
     LedgerEntryOut,
     Page,
     TransferOut,
 )
-from api.routes.common import submit_idempotent
+from api.routes.common import submit_change, submit_idempotent
 from api.schemas import AccountIn, AmountIn
-from api.views import account_view, transfer_view
+from api.views import account_view, key_view, transfer_view
 from exchange.core import AccountRecord
+from exchange.keys import ApiKeyRecord
 from exchange.ledger import AccountKind, Transfer, TransferCode
-from exchange.operations import CreateAccount, Deposit, Withdraw
+from exchange.operations import CreateAccount, Deposit, IssueApiKey, RevokeApiKey, Withdraw
 from exchange.units import MONEY_DECIMALS, parse_money
 
 router = APIRouter(prefix="/v1", tags=["accounts"], responses=ERROR_RESPONSES)
@@ -46,23 +49,51 @@ async def create_account(
 ) -> FastJSONResponse:
     """Create a trader or admin account; its API key is in this response only."""
     key = generate_key()
+    op = CreateAccount(body.name, body.role, key_prefix(key), generated_digest(key))
 
     def render(record: AccountRecord) -> dict[str, Any]:
         return {"id": record.id, "name": record.name, "role": record.role, "api_key": key}
 
-    def register(outcome: dict[str, Any], batch: Batch) -> None:
-        ctx.register_key(batch, outcome["id"], key, ctx.service.core.now)
-
     return await submit_idempotent(
-        ctx,
-        admin,
-        idempotency_key,
-        body.model_dump(),
-        CreateAccount(body.name, body.role),
-        render,
-        extra=register,
-        redact=("api_key",),
+        ctx, admin, idempotency_key, body.model_dump(), op, render, redact=("api_key",)
     )
+
+
+@router.post("/admin/accounts/{account_id}/keys", status_code=201, response_model=ApiKeyCreatedOut)
+async def issue_key(
+    account_id: int, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
+) -> FastJSONResponse:
+    """Another API key for an account, shown in this response only. To rotate a key,
+    issue the new one, move the clients to it, then revoke the old one."""
+    key = generate_key()
+    op = IssueApiKey(account_id, key_prefix(key), generated_digest(key))
+
+    def render(record: ApiKeyRecord) -> dict[str, Any]:
+        return {**key_view(record), "api_key": key}
+
+    payload = {"account": account_id}
+    return await submit_idempotent(
+        ctx, admin, idempotency_key, payload, op, render, redact=("api_key",)
+    )
+
+
+@router.get("/admin/accounts/{account_id}/keys", response_model=Page[ApiKeyOut])
+async def list_keys(
+    account_id: int, ctx: ContextDep, _: AdminAccount, page: PageDep
+) -> dict[str, Any]:
+    """An account's API keys, active and revoked, oldest first (never the keys)."""
+    core = ctx.service.core
+    core.account(account_id)
+    return paginate(core.api_keys.of_account(account_id), page, lambda r: r.id, key_view)
+
+
+@router.delete("/admin/keys/{key_id}", response_model=ApiKeyOut)
+async def revoke_key(key_id: int, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
+    """Revoke an API key: requests with it are refused (401) from now on."""
+    if key_id not in ctx.service.core.api_keys.records:
+        raise ApiError("api_key_not_found", f"no API key {key_id}")
+    result: dict[str, Any] = await submit_change(ctx, admin, RevokeApiKey(key_id), key_view)
+    return result
 
 
 def _transfer(t: Transfer) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from api.responses import (
     Page,
     TierOut,
 )
-from api.routes.common import submit_idempotent
+from api.routes.common import submit_change, submit_idempotent
 from api.schemas import GpuClassIn, HardwareIn, TierIn, TierPatch
 from api.views import gpu_class_view, hardware_view, instrument_view, tier_view
-from exchange.core import InstrumentRecord, TierRecord
+from exchange.core import AccountRecord, InstrumentRecord, TierRecord
 from exchange.operations import (
     AddHardware,
     CreateGpuClass,
@@ -151,7 +151,7 @@ async def create_tier(
 
 @router.patch("/admin/tiers/{code}", response_model=TierOut)
 async def update_tier(
-    code: str, body: TierPatch, ctx: ContextDep, _: AdminAccount
+    code: str, body: TierPatch, ctx: ContextDep, admin: AdminAccount
 ) -> dict[str, Any]:
     op = UpdateTier(
         code=code,
@@ -163,7 +163,7 @@ async def update_tier(
         reference_price=units(body.reference_price, PRICE_DECIMALS, "reference_price"),
         list_ahead_hours=body.list_ahead_hours,
     )
-    result: dict[str, Any] = await ctx.service.submit(op, tier_view)
+    result: dict[str, Any] = await submit_change(ctx, admin, op, tier_view)
     return result
 
 
@@ -192,21 +192,23 @@ async def get_instrument(symbol: str, ctx: ContextDep) -> dict[str, Any]:
     return instrument_view(core, core.instrument(symbol), detail=True)
 
 
-async def _instrument_action(ctx: Context, op: HaltInstrument | ResumeInstrument) -> dict[str, Any]:
+async def _instrument_action(
+    ctx: Context, admin: AccountRecord, op: HaltInstrument | ResumeInstrument
+) -> dict[str, Any]:
     core = ctx.service.core
 
     def render(inst: InstrumentRecord) -> dict[str, Any]:
         return instrument_view(core, inst, detail=True)
 
-    result: dict[str, Any] = await ctx.service.submit(op, render)
+    result: dict[str, Any] = await submit_change(ctx, admin, op, render)
     return result
 
 
 @router.post("/admin/instruments/{symbol}/halt", response_model=InstrumentDetailOut)
-async def halt(symbol: str, ctx: ContextDep, _: AdminAccount) -> dict[str, Any]:
-    return await _instrument_action(ctx, HaltInstrument(symbol))
+async def halt(symbol: str, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
+    return await _instrument_action(ctx, admin, HaltInstrument(symbol))
 
 
 @router.post("/admin/instruments/{symbol}/resume", response_model=InstrumentDetailOut)
-async def resume(symbol: str, ctx: ContextDep, _: AdminAccount) -> dict[str, Any]:
-    return await _instrument_action(ctx, ResumeInstrument(symbol))
+async def resume(symbol: str, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
+    return await _instrument_action(ctx, admin, ResumeInstrument(symbol))

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
 
 from api.db.store import Batch
-from api.deps import Context, body_digest
+from api.deps import Context, body_digest, throttle_change
 from api.errors import ApiError, FastJSONResponse
+from api.idempotency import Stored, now_us
 from exchange.core import AccountRecord
 from exchange.operations import Operation
 
-__all__ = ["submit_idempotent"]
+__all__ = ["submit_change", "submit_idempotent"]
+
+
+async def submit_change(
+    ctx: Context, account: AccountRecord, op: Operation, render: Callable[[Any], Any] | None
+) -> Any:
+    """Submit a change other than order entry: rate limited per key (its own bucket)."""
+    throttle_change(ctx, account)
+    return await ctx.service.submit(op, render)
 
 
 async def submit_idempotent(
@@ -23,42 +33,70 @@ async def submit_idempotent(
     op: Operation,
     render: Callable[[Any], Any],
     status: int = 201,
-    extra: Callable[[Any, Batch], None] | None = None,
     redact: tuple[str, ...] = (),
 ) -> FastJSONResponse:
-    """Submit ``op``; with an Idempotency-Key, a repeat with the same body gets the stored
-    response and a repeat with another body gets 422 ``idempotency_key_reused``. Fields named
-    in ``redact`` (secrets shown once) are not kept in the stored response."""
-    if key is not None:
-        if not 1 <= len(key) <= 100:
-            raise ApiError("invalid_idempotency_key", "Idempotency-Key is 1 to 100 characters")
-        digest = body_digest({"path": type(op).__name__, "body": payload})
-        stored = ctx.idempotency.get((account.id, key))
+    """Submit ``op`` (rate limited like every change); with an Idempotency-Key, a repeat
+    with the same body gets the stored response and a repeat with another body gets 422
+    ``idempotency_key_reused``. Fields named in ``redact`` (secrets shown once) are not
+    kept in the stored response.
+
+    A key is decided here, before its operation reaches the writer (api.idempotency):
+    concurrent requests with one key never both reach a group commit, and a repeat is
+    answered only once the original is durable."""
+    throttle_change(ctx, account)
+    if key is None:
+        return FastJSONResponse(await ctx.service.submit(op, render), status)
+    if not 1 <= len(key) <= 100:
+        raise ApiError("invalid_idempotency_key", "Idempotency-Key is 1 to 100 characters")
+    digest = body_digest({"path": type(op).__name__, "body": payload})
+    records = ctx.idempotency
+    while True:
+        stored = records.get(account.id, key)
         if stored is not None:
-            if stored[0] != digest:
-                raise ApiError(
-                    "idempotency_key_reused", "this Idempotency-Key was used with another request"
-                )
-            return FastJSONResponse(stored[2], stored[1])
+            if stored.digest != digest:
+                raise _reused()
+            await ctx.service.wait_committed(stored.seq)
+            return FastJSONResponse(stored.body, stored.status)
+        pending = records.pending(account.id, key)
+        if pending is None:
+            break
+        if pending.digest != digest:
+            raise _reused()
+        await asyncio.shield(pending.done)  # the original is decided: look again
+    if records.full(account.id):
+        raise ApiError(
+            "too_many_idempotency_keys",
+            f"at most {records.per_account_max} Idempotency-Keys per account are kept "
+            f"for {records.ttl_s} s; retry without one, or later",
+        )
+    records.begin(account.id, key, digest)
+    service = ctx.service
 
-        def remember(outcome: Any, batch: Batch) -> None:
-            if extra is not None:
-                extra(outcome, batch)
-            kept = {**outcome, **dict.fromkeys(redact)} if redact else outcome
-            ctx.idempotency[(account.id, key)] = (digest, status, kept)
-            batch.insert(
-                "idempotency_keys",
-                {
-                    "account_id": account.id,
-                    "key": key,
-                    "request_digest": digest,
-                    "status": status,
-                    "body": json.dumps(kept),
-                    "created_at": ctx.service.core.now,
-                },
-            )
+    def remember(outcome: Any, batch: Batch) -> None:
+        # At apply time, in the group that commits the operation: the record is
+        # durable with it, and repeats wait for that commit (wait_committed above).
+        kept = {**outcome, **dict.fromkeys(redact)} if redact else outcome
+        stored = Stored(digest, status, kept, now_us(), service.seq)
+        records.record(account.id, key, stored)
+        batch.upsert(
+            "idempotency_keys",
+            (account.id, key),
+            {
+                "account_id": account.id,
+                "key": key,
+                "request_digest": digest,
+                "status": status,
+                "body": json.dumps(kept),
+                "created_at": stored.created_at,
+            },
+        )
 
-        outcome = await ctx.service.submit(op, render, remember)
-    else:
-        outcome = await ctx.service.submit(op, render, extra)
-    return FastJSONResponse(outcome, status)
+    item = service.enqueue(op, render, remember)
+    assert item.future is not None
+    # Decided, whatever becomes of this request's own task (a client that goes away).
+    item.future.add_done_callback(lambda _: records.settle(account.id, key))
+    return FastJSONResponse(await service.answer(item), status)
+
+
+def _reused() -> ApiError:
+    return ApiError("idempotency_key_reused", "this Idempotency-Key was used with another request")

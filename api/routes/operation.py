@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from api.deps import AdminAccount, ContextDep
 from api.errors import ApiError
 from api.responses import ERROR_RESPONSES, ClockOut, HealthOut
+from api.routes.common import submit_change
 from api.schemas import MAX_ADVANCE_SECONDS, ClockIn
 from api.views import iso, parse_iso
 from exchange.operations import AdvanceClock
@@ -19,10 +20,16 @@ router = APIRouter(prefix="/v1", tags=["operation"])
 @router.get("/health", response_model=HealthOut)
 async def health(ctx: ContextDep) -> dict[str, Any]:
     service = ctx.service
+    error = service.projection_error
+    status = "ok" if error is None else "degraded"
+    if service.stopped is not None:
+        status = "stopped"
     return {
-        "status": "ok" if service.stopped is None else "stopped",
+        "status": status,
         "operations": service.seq,
         "projected_operations": service.projected_seq,
+        # The kind of error only: its text (SQL, values) is for the server's log.
+        "projection_error": None if error is None else type(error).__name__,
         "clock": service.clock,
         "now": iso(service.core.now),
         "database": service.store.dialect,
@@ -35,7 +42,7 @@ async def clock(ctx: ContextDep) -> dict[str, Any]:
 
 
 @router.post("/admin/clock", response_model=ClockOut, responses=ERROR_RESPONSES)
-async def advance_clock(body: ClockIn, ctx: ContextDep, _: AdminAccount) -> dict[str, Any]:
+async def advance_clock(body: ClockIn, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
     """Simulated clock only: run every listing, gate closure, delivery and settlement due."""
     service = ctx.service
     if service.clock != "simulated":
@@ -50,5 +57,5 @@ async def advance_clock(body: ClockIn, ctx: ContextDep, _: AdminAccount) -> dict
             raise ApiError("invalid_time", "to: at most about ten years ahead of the clock")
     else:
         target = service.core.now + (body.advance_seconds or 0) * 1_000_000
-    await service.submit(AdvanceClock(target))
+    await submit_change(ctx, admin, AdvanceClock(target), None)
     return {"now": iso(service.core.now), "mode": service.clock}

@@ -127,6 +127,8 @@ async def place_order(request: Incoming) -> tuple[int, Any]:
     body = decode_order(request.body)
     existing = existing_order(ctx, account, body)
     if existing is not None:
+        # Answered once the original is durable: it may still be in a group commit.
+        await ctx.service.wait_committed()
         return 200, order_view(existing)
     throttle(ctx, account)
     return 201, await ctx.service.submit(to_operation(account, body), order_view)
@@ -137,7 +139,7 @@ async def place_batch(request: Incoming) -> tuple[int, Any]:
     ctx: Context = request.context
     account = authenticate(ctx, header(request.headers, b"authorization"))
     body = decode_batch(request.body)
-    throttle(ctx, account)
+    throttle(ctx, account, len(body.orders))
     return 200, {"results": await place_many(ctx, account, body.orders)}
 
 
@@ -153,11 +155,14 @@ class OrderBatch:
         self._results: list[Any] = [None] * len(orders)
         self.items: list[Submission] = []
         self._positions: list[int] = []
+        #: Orders of the batch that resubmit an earlier client_order_id.
+        self.repeats = 0
         for i, order in enumerate(orders):
             try:
                 existing = existing_order(ctx, account, order)
                 if existing is not None:
                     self._results[i] = order_view(existing)
+                    self.repeats += 1
                     continue
                 op = to_operation(account, order)
             except ApiError as exc:
@@ -184,6 +189,8 @@ async def place_many(
     the results in the same order, an order view or an error body each."""
     batch = OrderBatch(ctx, account, orders)
     await ctx.service.submit_many(batch.items)
+    if batch.repeats:  # resubmitted client_order_ids: shown once their originals are durable
+        await ctx.service.wait_committed()
     return batch.results()
 
 

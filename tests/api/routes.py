@@ -37,7 +37,7 @@ PUBLIC_PARAMS = {"symbol", "code"}
 #: Path parameters naming an object that belongs to an account.
 OWNED_PARAMS = {"order_id", "site_id", "contract_id"}
 #: Path parameters of admin routes only.
-ADMIN_PARAMS = {"account_id", "code", "symbol"}
+ADMIN_PARAMS = {"account_id", "code", "key_id", "symbol"}
 
 
 @dataclass(frozen=True)

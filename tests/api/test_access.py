@@ -18,6 +18,7 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/admin/accounts"): {"name": "intruder"},
     ("POST", "/v1/admin/accounts/{account_id}/deposits"): {"amount": "1"},
     ("POST", "/v1/admin/accounts/{account_id}/withdrawals"): {"amount": "1"},
+    ("POST", "/v1/admin/accounts/{account_id}/keys"): None,
     ("POST", "/v1/admin/hardware"): {
         "vendor": "Acme",
         "model": "X1",
@@ -90,6 +91,7 @@ def build_world(api: Api) -> World:
             "site_id": [a_site],
             "contract_id": [x["id"] for x in contracts],
             "account_id": [a.id],
+            "key_id": [1],
             "code": [TIER],
             "symbol": [later],
         },
@@ -143,11 +145,13 @@ def test_another_traders_ids_are_not_found_and_change_nothing(api: Api) -> None:
             checked += 1
     assert checked >= 12
 
-    # Control: the same ids are A's and work for A, so B's 404s were about ownership.
+    # Control: the same ids are A's and work for A (for the admin, on admin routes), so
+    # B's 404s were about ownership.
     for route in http_routes(app):
         if route.method == "GET" and not route.is_public and route.params:
+            headers = ADMIN if route.is_admin else a.headers
             for url in expand(route, world.ids):
-                assert api.get(url, headers=a.headers).status_code == 200, url
+                assert api.get(url, headers=headers).status_code == 200, url
 
 
 def test_own_id_in_a_body_or_query_must_be_owned(api: Api) -> None:

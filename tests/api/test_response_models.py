@@ -191,6 +191,21 @@ def test_every_answer_matches_its_model_exactly(api: Api) -> None:
     )
     A_H = {"Authorization": f"Bearer {alice['api_key']}"}
     B_H = {"Authorization": f"Bearer {bob['api_key']}"}
+    spare = call(
+        "POST",
+        f"{A}/accounts/{{account_id}}/keys",
+        f"{A}/accounts/{alice['id']}/keys",
+        headers=ADMIN,
+    )
+    assert spare["api_key"].startswith("sk_") and spare["prefix"] == spare["api_key"][:8]
+    call(
+        "GET",
+        f"{A}/accounts/{{account_id}}/keys",
+        f"{A}/accounts/{alice['id']}/keys",
+        headers=ADMIN,
+    )
+    revoked = call("DELETE", f"{A}/keys/{{key_id}}", f"{A}/keys/{spare['id']}", headers=ADMIN)
+    assert revoked["revoked_at"] is not None
 
     site = call(
         "POST",

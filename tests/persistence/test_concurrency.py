@@ -26,7 +26,7 @@ from sqlmodel import SQLModel
 
 import api.db.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from api.db.store import Store
-from api.service import ExchangeService, ServiceStopped, Submission
+from api.service import ExchangeService, Submission
 from exchange.core import DEFAULT_GRACE_US, Rejected
 from exchange.ledger import Transfer
 from exchange.operations import (

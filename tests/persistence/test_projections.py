@@ -33,11 +33,13 @@ from exchange.operations import (
     CreateGpuClass,
     Deposit,
     HaltInstrument,
+    IssueApiKey,
     Operation,
     PlaceOrder,
     RegisterSite,
     ReportDelivery,
     ResumeInstrument,
+    RevokeApiKey,
     UpdateTier,
     Withdraw,
     decode_operation,
@@ -133,6 +135,21 @@ def test_every_operation_kind_writes_itsrows(open_store: Callable[..., Store]) -
     }
     r.run(Deposit(lab.id, 1_000 * CNY), {"ledger_transfers": 1})
     r.run(Deposit(dc.id, 1_000 * CNY), {"ledger_transfers": 1})
+
+    # ---- API keys: a prefix and a digest, never the key
+    digest = "sha256$" + "ab" * 32
+    keyed = r.run(CreateAccount("ops", "admin", "sk_AbCdE", digest), {"accounts": 1, "api_keys": 1})
+    key_row = _one(store, "api_keys", account_id=keyed.id)
+    assert (key_row["prefix"], key_row["key_hash"], key_row["revoked_at"]) == (
+        "sk_AbCdE",
+        digest,
+        None,
+    )
+    spare = r.run(IssueApiKey(keyed.id, "sk_FgHiJ", "sha256$" + "cd" * 32), {"api_keys": 1})
+    r.rejected(IssueApiKey(keyed.id, "sk_FgHiJ", "sha256$" + "cd" * 32), "api_key_exists")
+    r.run(RevokeApiKey(spare.id), {})
+    assert _one(store, "api_keys", id=spare.id)["revoked_at"] == START_US
+    r.rejected(RevokeApiKey(spare.id), "api_key_revoked")
     r.run(Withdraw(lab.id, 1 * CNY + 1), {"ledger_transfers": 1})
     withdrawal = _one(store, "ledger_transfers", code="withdrawal")
     assert withdrawal["amount"] == "1.0000000001"  # exact to the last minor unit
