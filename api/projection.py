@@ -44,7 +44,7 @@ from exchange.operations import (
 from exchange.settlement import Contract
 from exchange.units import format_money
 
-__all__ = ["Applied", "applied", "contract_row", "log_row", "order_row", "project"]
+__all__ = ["Applied", "applied", "contract_row", "db_text", "log_row", "order_row", "project"]
 
 
 class Applied(msgspec.Struct, gc=False):
@@ -79,6 +79,18 @@ def log_row(
 
 
 _json = msgspec.json.Encoder()
+
+
+def db_text(value: str | None, limit: int) -> str | None:
+    """Text an outsider wrote, as a projection column can always hold it: NUL (which
+    PostgreSQL's text refuses) as U+FFFD, at most ``limit`` characters (the column's).
+    The edge and the core refuse both, but the log is the truth: a row of it written
+    by an earlier version must still project, and never stop a start."""
+    if value is None:
+        return None
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    return value if len(value) <= limit else value[:limit]
 
 
 # The busiest tables take tuple rows in these column orders (Batch.columns).
@@ -126,7 +138,7 @@ def order_values(o: OrderState) -> tuple[Any, ...]:
     """An order's row in :data:`ORDER_COLUMNS` order (str enums bind as their text)."""
     return (
         o.id,
-        o.client_order_id,
+        o.client_order_id if o.client_order_id is None else db_text(o.client_order_id, 64),
         o.account_id,
         o.symbol,
         o.side,
@@ -333,7 +345,7 @@ def _project_one(
             result.id,
             {
                 "id": result.id,
-                "name": result.name,
+                "name": db_text(result.name, 100),
                 "role": result.role,
                 "created_at": result.created_at,
             },
@@ -350,9 +362,9 @@ def _project_one(
             {
                 "id": result.id,
                 "owner": result.owner,
-                "name": result.name,
+                "name": db_text(result.name, 100),
                 "region": site.region.value,
-                "location": result.location,
+                "location": db_text(result.location, 200),
                 "pue": str(site.pue),
                 "green_share": str(site.green_share),
                 "emission_factor": str(site.emission_factor),
@@ -391,7 +403,7 @@ def _project_one(
             result.code,
             {
                 "code": result.code,
-                "name": result.name,
+                "name": db_text(result.name, 100),
                 "precision": result.precision.value,
                 "payload": _json.encode(
                     {
@@ -411,8 +423,8 @@ def _project_one(
             model.id,
             {
                 "id": model.id,
-                "vendor": model.vendor,
-                "model": model.model,
+                "vendor": db_text(model.vendor, 60),
+                "model": db_text(model.model, 120),
                 "quality": model.quality.value,
                 "confirmed": model.confirmed,
                 "payload": _json.encode(

@@ -286,22 +286,29 @@ class Store:
             result = conn.execution_options(stream_results=True, yield_per=5_000).execute(
                 select(*columns).where(table.c.seq > after).order_by(table.c.seq)
             )
-            expected = after + 1
-            for seq, applied_at, kind, payload, chain in result:
-                if seq != expected:
-                    raise LogDamaged(expected, f"the row is missing (the next row is {seq})")
-                payload = bytes(payload)
-                previous = link(previous, seq, applied_at, kind, payload)
-                if previous != bytes(chain):
-                    raise LogDamaged(seq, "the row differs from what was written")
-                try:
-                    op = decode_operation(payload)
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    raise LogDamaged(seq, f"the operation does not decode ({exc})") from exc
-                if type(op).__name__ != kind:
-                    raise LogDamaged(seq, f"the row says {kind} but holds {type(op).__name__}")
-                yield LogEntry(seq, applied_at, op, previous)
-                expected += 1
+            try:
+                yield from self._verified(result, after, previous)
+            finally:
+                result.close()  # a server-side cursor on PostgreSQL: closed if we stop early
+
+    @staticmethod
+    def _verified(rows: Any, after: int, previous: bytes) -> Iterator[LogEntry]:
+        expected = after + 1
+        for seq, applied_at, kind, payload, chain in rows:
+            if seq != expected:
+                raise LogDamaged(expected, f"the row is missing (the next row is {seq})")
+            payload = bytes(payload)
+            previous = link(previous, seq, applied_at, kind, payload)
+            if previous != bytes(chain):
+                raise LogDamaged(seq, "the row differs from what was written")
+            try:
+                op = decode_operation(payload)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise LogDamaged(seq, f"the operation does not decode ({exc})") from exc
+            if type(op).__name__ != kind:
+                raise LogDamaged(seq, f"the row says {kind} but holds {type(op).__name__}")
+            yield LogEntry(seq, applied_at, op, previous)
+            expected += 1
 
     def operations(self, after: int = 0) -> Iterator[tuple[int, Operation]]:
         """The operation log in order, decoded and checked (:meth:`read_log`)."""
