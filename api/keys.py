@@ -99,8 +99,11 @@ def verify(key: str, digest: str) -> bool:
 class KeyIndex:
     """Authentication against the core's keys (``book()`` gives the live ApiKeyBook)."""
 
-    def __init__(self, book: Callable[[], ApiKeyBook]) -> None:
+    def __init__(
+        self, book: Callable[[], ApiKeyBook], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._book = book
+        self.clock = clock
         self._verified: dict[str, int] = {}  # SHA-256 of a key -> its key id
         self._budget: dict[str, tuple[float, float]] = {}  # prefix -> (tokens, when)
 
@@ -127,14 +130,18 @@ class KeyIndex:
             elif self._may_verify(prefix) and verify(key, record.digest):
                 found = record
         if found is not None:
-            if len(self._verified) >= _VERIFIED_MAX:
-                self._verified.clear()
-            self._verified[fast] = found.id
+            self.remember(key, found.id)
         return found
+
+    def remember(self, key: str, key_id: int) -> None:
+        """``key`` is the key of record ``key_id`` (verified, or just registered)."""
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[_sha256(key)] = key_id
 
     def _may_verify(self, prefix: str) -> bool:
         """A token bucket per prefix for the costly verifications."""
-        now = time.monotonic()
+        now = self.clock()
         tokens, last = self._budget.get(prefix, (SCRYPT_CHECKS_PER_S, now))
         tokens = min(SCRYPT_CHECKS_PER_S, tokens + (now - last) * SCRYPT_CHECKS_PER_S)
         if tokens < 1:

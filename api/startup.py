@@ -175,7 +175,10 @@ def bootstrap_admin_key(ctx: Context, key: str, name: str = "admin") -> int:
     (item,) = _execute(ctx.service, [op])
     if item.error is not None:
         raise StartupError(f"the admin key could not be registered: {item.error.message}")
-    return int(item.outcome.id)
+    account_id = int(item.outcome.id)
+    (record,) = core.api_keys.of_account(account_id)
+    ctx.auth.remember(key, record.id)
+    return account_id
 
 
 def _replace(ctx: Context, account_id: int, key: str, revoked: list[int]) -> None:
@@ -184,6 +187,8 @@ def _replace(ctx: Context, account_id: int, key: str, revoked: list[int]) -> Non
         IssueApiKey(account_id, key_prefix(key), operator_digest(key), "operator")
     ]
     ops += [RevokeApiKey(key_id) for key_id in revoked]
-    for item in _execute(ctx.service, ops):
+    done = _execute(ctx.service, ops)
+    for item in done:
         if item.error is not None:
             raise StartupError(f"the admin key could not be registered: {item.error.message}")
+    ctx.auth.remember(key, done[0].outcome.id)

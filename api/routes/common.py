@@ -7,10 +7,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from api import idempotency
 from api.db.store import Batch
 from api.deps import Context, body_digest, throttle_change
 from api.errors import ApiError, FastJSONResponse
-from api.idempotency import Stored, now_us
+from api.idempotency import Stored
 from exchange.core import AccountRecord
 from exchange.operations import Operation
 
@@ -68,6 +69,7 @@ async def submit_idempotent(
             "too_many_idempotency_keys",
             f"at most {records.per_account_max} Idempotency-Keys per account are kept "
             f"for {records.ttl_s} s; retry without one, or later",
+            status=429,
         )
     records.begin(account.id, key, digest)
     service = ctx.service
@@ -76,7 +78,7 @@ async def submit_idempotent(
         # At apply time, in the group that commits the operation: the record is
         # durable with it, and repeats wait for that commit (wait_committed above).
         kept = {**outcome, **dict.fromkeys(redact)} if redact else outcome
-        stored = Stored(digest, status, kept, now_us(), service.seq)
+        stored = Stored(digest, status, kept, idempotency.now_us(), service.seq)
         records.record(account.id, key, stored)
         batch.upsert(
             "idempotency_keys",

@@ -218,6 +218,7 @@ def settings_for(url: str, **overrides: Any) -> Settings:
         "start": START,
         "admin_key": ADMIN_KEY,
         "rate_limit_per_s": 0,  # off unless a test is about rate limits
+        "change_rate_per_s": 0,
     }
     values.update(overrides)
     return Settings(**values)

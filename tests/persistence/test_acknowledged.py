@@ -49,6 +49,8 @@ TIER = {
     "gate_closure_minutes": 60,
 }
 CLIENTS = 12
+#: Answers the stream has before the kill may come.
+MIN_ORDERS, MIN_KEYED = 60, 15
 
 
 @dataclass
@@ -197,7 +199,12 @@ async def _stream(base: str, world: dict[str, Any], seed: int, server: Server) -
         asyncio.create_task(_client(n, base, world, random.Random(rng.random()), seen))
         for n in range(CLIENTS)
     ]
-    await asyncio.sleep(0.8 + rng.random() * 1.5)
+    # Killed once the stream is well under way, at a random moment after that.
+    for _ in range(600):
+        if len(seen.orders) >= MIN_ORDERS and len(seen.keyed) >= MIN_KEYED:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(rng.random())
     await asyncio.get_running_loop().run_in_executor(None, server.kill)
     await asyncio.gather(*clients)
     return seen
@@ -212,7 +219,7 @@ def test_every_2xx_answer_survives_a_sigkill_mid_stream(db_url: str, tmp_path: P
     server = Server(db_url, log)
     world = _set_up(server.base)
     seen = asyncio.run(_stream(server.base, world, seed, server))
-    assert len(seen.orders) > 50 and len(seen.keyed) > 10, (context, len(seen.orders))
+    assert len(seen.orders) >= MIN_ORDERS and len(seen.keyed) >= MIN_KEYED, context
 
     restarted = Server(db_url, log)
     try:

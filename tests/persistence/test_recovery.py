@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from api.db.store import Store
+import api.db.store as store_module
+from api.db.store import Store, WriterLocked
 from api.service import ExchangeService, ProjectionsUnavailable
 from exchange.core import ExchangeCore, Rejected, replay
 from exchange.operations import AdvanceClock, Deposit, Operation, PlaceOrder
@@ -231,3 +233,36 @@ def test_a_failed_projection_write_keeps_trading_and_the_tables_catch_up(
     assert restarted.projection_error is None
     assert restarted.projected_seq == restarted.seq == reopened.projected_seq()
     assert_projections_agree(restarted)
+
+
+def test_a_stopped_writer_says_why_at_error_with_the_operation_seq(
+    open_store: Callable[..., Store], caplog: pytest.LogCaptureFixture
+) -> None:
+    service = start_service(open_store())
+    market = setup_market(service.run)
+    committed = service.seq
+
+    def broken(batch: object) -> None:
+        raise OSError("the disk is full")
+
+    service.store.write = broken  # type: ignore[method-assign]
+    caplog.set_level(logging.ERROR, "suanli.service")
+    with pytest.raises(OSError):
+        service.run(Deposit(market.lab, 1))
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    message = record.getMessage()
+    assert f"operations up to {committed} were committed, {committed + 1} applied" in message
+    assert "the disk is full" in message and "restart" in message
+    assert record.exc_info is not None
+
+
+def test_the_writer_lock_is_taken_before_migrating(
+    open_store: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second writer is turned away before it touches the schema."""
+    open_store()  # the writer, holding its lock
+    migrations: list[object] = []
+    monkeypatch.setattr(store_module, "upgrade", migrations.append)
+    with pytest.raises(WriterLocked):
+        open_store(lock_wait_s=0)
+    assert migrations == []
