@@ -39,7 +39,9 @@ from api.db.store import Batch, Store
 from api.projection import Applied, applied, log_row, project
 from exchange.core import ExchangeCore, Rejected
 from exchange.events import Event
+from exchange.genesis import begin_replay, genesis_operations
 from exchange.invariants import InvariantViolation
+from exchange.limits import CoreLimits
 from exchange.operations import AdvanceClock, Operation
 
 __all__ = ["ExchangeService", "ServiceStopped", "Submission", "tune_gc", "wall_clock_us"]
@@ -122,7 +124,7 @@ class ExchangeService:
             projection_chunk = projection_max if store.concurrent_projections else 64
         self.projection_chunk = projection_chunk
         self.check_invariants = check_invariants
-        self.core = ExchangeCore(max_open_orders=max_open_orders)
+        self.core = ExchangeCore(limits=CoreLimits(open_orders_per_instrument=max_open_orders))
         self.seq = 0
         #: The last operation the projection tables include (their watermark).
         self.projected_seq = 0
@@ -154,15 +156,17 @@ class ExchangeService:
             if self._projector is not None:
                 self._projector.shutdown()
             raise
-        if self.seq == 0:
+        if self.seq == 0:  # a new exchange: its catalog, then the clock's start
             first = start_us if start_us is not None else wall_clock_us()
-            self.execute([Submission(AdvanceClock(first))])
+            self.execute([Submission(op) for op in genesis_operations(first)])
 
     # ------------------------------------------------------------------ recovery
     def _recover(self) -> None:
         core = self.core
         projected = self.store.projected_seq()
         for seq, op in self.store.operations():
+            if seq == 1:
+                begin_replay(core, op)  # a log older than the logged catalog: the packaged one
             try:
                 result = core.apply(op)
             except Rejected as exc:  # the log holds accepted operations only
