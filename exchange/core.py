@@ -1343,13 +1343,13 @@ class ExchangeCore:
         """A SHA-256 per component of the state (:data:`STATE_COMPONENTS`), each over a
         canonical encoding of every attribute of the component (exchange.statehash);
         the engine's is its own :meth:`MatchingEngine.state_hash`."""
-        out = {}
-        for name, attributes in STATE_COMPONENTS.items():
-            if name == "engine":
-                out[name] = self.engine.state_hash()
-            else:
-                out[name] = digest([[a, canonical(getattr(self, a))] for a in attributes])
-        return out
+        return {name: self.component_hash(name) for name in STATE_COMPONENTS}
+
+    def component_hash(self, name: str) -> str:
+        """The SHA-256 of one component of the state (a key of :data:`STATE_COMPONENTS`)."""
+        if name == "engine":
+            return self.engine.state_hash()
+        return digest([[a, canonical(getattr(self, a))] for a in STATE_COMPONENTS[name]])
 
     def state_hash(self) -> str:
         """One SHA-256 over the component hashes: equal if and only if (up to SHA-256)

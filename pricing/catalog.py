@@ -46,6 +46,8 @@ __all__ = [
     "confirm_model",
     "load_builtin_catalog",
     "model_slug",
+    "packaged_catalog_text",
+    "parse_catalog",
     "parse_quality",
     "with_model",
     "with_models",
@@ -309,12 +311,16 @@ def _check_name(vendor: str, model: str) -> None:
         )
 
 
-def load_builtin_catalog() -> dict[str, AcceleratorModel]:
-    """The catalog shipped in ``pricing/data/accelerators.csv``, keyed by model id.
+def packaged_catalog_text() -> str:
+    """The text of ``pricing/data/accelerators.csv``, the catalog this version ships."""
+    return resources.files("pricing").joinpath("data/accelerators.csv").read_text("utf-8")
+
+
+def parse_catalog(text: str) -> dict[str, AcceleratorModel]:
+    """A catalog from the text of a catalog file, keyed by model id.
 
     Every row passes the same consistency checks as an admin-added model.
     """
-    text = resources.files("pricing").joinpath("data/accelerators.csv").read_text("utf-8")
     catalog: dict[str, AcceleratorModel] = {}
     for row in csv.DictReader(io.StringIO(text)):
         model = _model_from_row(row)
@@ -322,6 +328,12 @@ def load_builtin_catalog() -> dict[str, AcceleratorModel]:
             raise PricingError("duplicate_model_id", f"{model.id} appears twice")
         catalog[model.id] = model
     return catalog
+
+
+def load_builtin_catalog() -> dict[str, AcceleratorModel]:
+    """The catalog shipped in ``pricing/data/accelerators.csv``, keyed by model id. Only a
+    new exchange reads it (its first operation installs it: ``exchange.genesis``)."""
+    return parse_catalog(packaged_catalog_text())
 
 
 def with_model(catalog: Catalog, model: AcceleratorModel) -> dict[str, AcceleratorModel]:
