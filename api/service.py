@@ -124,7 +124,9 @@ class ExchangeService:
             projection_chunk = projection_max if store.concurrent_projections else 64
         self.projection_chunk = projection_chunk
         self.check_invariants = check_invariants
-        self.core = ExchangeCore(limits=CoreLimits(open_orders_per_instrument=max_open_orders))
+        # The log replays under no bounds (they are a setting, lowered perhaps since it was
+        # written); the configured ones hold from the end of the replay on.
+        self.core = ExchangeCore(limits=CoreLimits.unbounded())
         self.seq = 0
         #: The last operation the projection tables include (their watermark).
         self.projected_seq = 0
@@ -156,6 +158,7 @@ class ExchangeService:
             if self._projector is not None:
                 self._projector.shutdown()
             raise
+        self.core.limits = CoreLimits(open_orders_per_instrument=max_open_orders)
         if self.seq == 0:  # a new exchange: its catalog, then the clock's start
             first = start_us if start_us is not None else wall_clock_us()
             self.execute([Submission(op) for op in genesis_operations(first)])

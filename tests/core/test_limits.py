@@ -9,14 +9,17 @@ lower ones for what comes next.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
+from api.db.store import Store
+from api.service import ExchangeService
 from exchange.core import ExchangeCore, OrderState, Rejected, replay
 from exchange.limits import UNBOUNDED, CoreLimits
 from exchange.operations import AddPool, CancelOrder, Operation, PlaceOrder, RegisterSite
 from exchange.orders import Side, TimeInForce
-from tests.core.helpers import H100, Market, make_market
+from tests.core.helpers import H100, START, Market, make_market
 
 
 def limited(m: Market, **bounds: int) -> None:
@@ -118,3 +121,26 @@ def test_unbounded_is_beyond_any_count_and_bounds_are_checked() -> None:
     assert CoreLimits.unbounded().sites == UNBOUNDED > 10**18
     with pytest.raises(ValueError, match="non-negative"):
         CoreLimits(sites=-1)
+
+
+def test_a_service_restarted_with_a_lower_bound_replays_its_log(tmp_path: Path) -> None:
+    """Five resting orders in one instrument, logged under a bound of five; restarted
+    with a bound of two, the service replays all five and refuses a sixth."""
+    url = f"sqlite:///{tmp_path / 'bounds.db'}"
+    service = ExchangeService(Store(url), clock="simulated", start_us=START, max_open_orders=5)
+    m = make_market()
+    for op in m.ops[2:]:  # the market's set-up after the service's own genesis
+        service.run(op)
+    for _ in range(5):
+        service.run(PlaceOrder(m.buyer, m.symbol, Side.BUY, 1_000, 190_000))
+    expected = service.core.state_hash()
+    service.store.close()
+
+    again = ExchangeService(Store(url), clock="simulated", max_open_orders=2)
+    try:
+        assert again.core.state_hash() == expected
+        with pytest.raises(Rejected) as info:
+            again.run(PlaceOrder(m.buyer, m.symbol, Side.BUY, 1_000, 190_000))
+        assert info.value.code == "too_many_open_orders"
+    finally:
+        again.store.close()
