@@ -10,12 +10,13 @@ divisible work with release times and deadlines), and every report refused could
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange.core import Rejected
+from exchange.core import Rejected, replay
 from exchange.deliveries import DAY_HOURS, DeliveryBook
 from exchange.operations import AddPool, ReportDelivery
 from exchange.products import HOUR_US
@@ -228,7 +229,7 @@ def reports(draw: st.DrawFn) -> tuple[int, list[Job]]:
     return devices, jobs
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(reports())
 def test_accepted_reports_fit_every_interval_and_can_be_placed(case: tuple[int, list[Job]]) -> None:
     devices, jobs = case
@@ -262,3 +263,60 @@ def test_the_scheduler_of_these_tests_is_not_trivial() -> None:
     assert schedulable([(0, 2, 3_600), (0, 1, 3_600)], 1)  # the earlier deadline first
     assert not schedulable([(0, 2, 4_000), (1, 2, 3_600)], 1)
     assert schedulable([(0, 24, 86_400)], 1) and not schedulable([(0, 24, 86_401)], 1)
+
+
+@functools.cache
+def _delivering_market() -> Market:
+    """Contracts of a pool of two H100s in a four-hour window and in its first two hours,
+    all delivering (the first hour's in its reporting grace)."""
+    m, one, four = _two_tiers(pool_count=2)
+    start = window(m, four)[0]
+    hourly = sorted(
+        (s for s in m.core.instruments if s.startswith("FP16-H-")),
+        key=lambda s: window(m, s)[0],
+    )
+    inside = [s for s in hourly if start <= window(m, s)[0] < start + 4 * HOUR_US]
+    assert len(inside) == 4 and one in inside
+    for symbol in (four, four, *inside[:2]):
+        trade(m, symbol, 100_000)
+    m.advance(start + HOUR_US + 60_000_000)
+    assert all(c.state is ContractState.DELIVERING for c in m.core.contracts.values())
+    return m
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 4 * 2 * HOUR_S) | st.integers(0, 2 * HOUR_S)),
+        max_size=25,
+    )
+)
+def test_reports_the_core_accepts_can_be_placed_and_those_it_refuses_cannot(
+    reports: list[tuple[int, int]],
+) -> None:
+    base = _delivering_market()
+    core = replay(base.ops)  # a fresh copy
+    assert core.state_hash() == base.core.state_hash()
+    contracts = sorted(core.contracts.values(), key=lambda c: c.id)
+    accepted: list[Job] = []
+    for pick, seconds in reports:
+        contract = contracts[pick % len(contracts)]
+        start, end = window(base, contract.symbol)
+        job = (start // HOUR_US, end // HOUR_US, seconds)
+        before = core.state_hash()
+        try:
+            core.apply(ReportDelivery(base.seller, contract.id, base.pool, seconds))
+        except Rejected as exc:
+            assert core.state_hash() == before
+            assert exc.code in ("delivery_exceeds_pool_capacity", "invalid_device_seconds")
+            assert not schedulable([*accepted, job], 2)
+        else:
+            accepted.append(job)
+    assert [d[2] for d in core.deliveries[len(base.core.deliveries) :]] == [j[2] for j in accepted]
+    assert schedulable(accepted, 2)
+    day = accepted[0][0] // DAY_HOURS * DAY_HOURS if accepted else 0
+    for a in range(day, day + DAY_HOURS):
+        for b in range(a + 1, day + DAY_HOURS + 1):
+            inside = sum(s for r, d, s in accepted if a <= r and d <= b)
+            assert inside <= 2 * HOUR_S * (b - a)
+    core.check()
