@@ -6,9 +6,14 @@ catalog and the product schedule, and applies :mod:`exchange.operations` one at 
 * every operation is validated completely before anything changes; a refusal raises
   :class:`Rejected` with a stable code and leaves the core exactly as it was;
 * time is an input (:class:`~exchange.operations.AdvanceClock`), ids are counters in the
-  state, nothing reads a clock or a random source;
+  state, nothing reads a clock or a random source; the hardware catalog is an input too
+  (:class:`~exchange.operations.InstallCatalog`, the first operation of an exchange: see
+  :mod:`exchange.genesis`), so a core starts empty and reads no file;
+* no string with a control character or a lone surrogate gets past :meth:`apply`, and
+  every text kept fits the database column that keeps it;
 * replaying the same operations on a fresh core rebuilds the same state and the same
-  :meth:`ExchangeCore.state_hash`, which is how the service recovers after a crash.
+  :meth:`ExchangeCore.state_hash` (a hash per component, over every attribute), which is
+  how the service recovers after a crash.
 
 Money flows (see docs/settlement.md): an order reserves cash in a two-phase hold, fills
 move it to escrow (buyer) and collateral (seller), and settlement after delivery splits
@@ -444,6 +449,8 @@ class ExchangeCore:
         if op.gpu_class not in self.gpu_classes:
             raise Rejected("gpu_class_not_found", f"no GPU class {op.gpu_class}")
         try:
+            if op.min_green_grade is not None and len(op.min_green_grade) > 8:
+                raise ValueError("a green grade is 1A to 5A")
             grade = GreenGrade.parse(op.min_green_grade) if op.min_green_grade else None
         except ValueError as exc:
             raise Rejected("invalid_green_grade", str(exc)) from exc

@@ -823,7 +823,8 @@ class MatchingEngine:
         fields = []
         for name, value in sorted(vars(self).items()):
             if name == "_orders":  # every resting order whole, once
-                fields.append([name, [[i, _slots(o)] for i, o in sorted(value.items())]])
+                orders = sorted(value.items())
+                fields.append([name, [[i, _slots(o) if o else _plain(o)] for i, o in orders]])
             else:
                 fields.append([name, _plain(value)])
         return digest(fields)

@@ -30,7 +30,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sortedcontainers import SortedList
 
+from exchange.book import Level, OrderBook, RestingOrder
 from exchange.core import NOT_STATE, STATE_COMPONENTS, ExchangeCore, replay
+from exchange.engine import Market
 from exchange.genesis import new_core
 from exchange.operations import (
     AddHardware,
@@ -67,6 +69,8 @@ def changes(value: Any, is_key: bool) -> Iterator[Any]:
     """Other values for a leaf, of its own type where it has one."""
     if value is None:
         yield 0
+    elif isinstance(value, RestingOrder):
+        yield None
     elif isinstance(value, Enum):
         yield from (m for m in type(value) if m is not value)
     elif isinstance(value, bool):
@@ -115,6 +119,8 @@ def walk(component: str, value: Any, path: str, put: Setter, seen: set[int]) -> 
     if not (isinstance(value, tuple | frozenset | MappingProxyType) or frozen_struct):
         # Changed in place: walked once (shared objects, and cycles, end here).
         if id(value) in seen:
+            if isinstance(value, RestingOrder):  # a link of a queue: unlinked, it changes
+                yield Leaf(component, path, value, put)
             return
         seen.add(id(value))
     if isinstance(value, list | deque):
@@ -389,3 +395,20 @@ def test_a_fresh_core_and_its_genesis_differ_in_catalog_and_clock_only() -> None
         if started.component_hashes()[name] != digest
     }
     assert differ == {"catalog", "clock", "engine"}  # the engine keeps the clock too
+
+
+def test_the_engine_hash_covers_every_field_of_a_resting_order_and_of_a_market() -> None:
+    """The engine walked on its own (what it shares with other components included):
+    every slot of a resting order, a market, a book and a level is reached, and changing
+    any leaf changes the engine's own hash."""
+    core, _ = walked()
+    found = list(walk("engine", core.engine, "engine", set_attribute(core, "engine"), set()))
+    paths = [leaf.path for leaf in found]
+    for kind in (RestingOrder, Market, OrderBook, Level):
+        for name in kind.__slots__:
+            # (a book's indexes and trade counter are the engine's own: engine._by_account)
+            assert any(f".{name}" in p or f"._{name}" in p for p in paths), name
+    before = core.engine.state_hash()
+    for leaf in found:
+        change_one(core, leaf, whole=False)
+    assert core.engine.state_hash() == before
