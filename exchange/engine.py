@@ -823,8 +823,11 @@ class MatchingEngine:
         fields = []
         for name, value in sorted(vars(self).items()):
             if name == "_orders":  # every resting order whole, once
-                orders = sorted(value.items())
-                fields.append([name, [[i, _slots(o) if o else _plain(o)] for i, o in orders]])
+                orders = [
+                    [i, _slots(o) if type(o) is RestingOrder else _plain(o)]
+                    for i, o in sorted(value.items())
+                ]
+                fields.append([name, orders])
             else:
                 fields.append([name, _plain(value)])
         return digest(fields)

@@ -13,8 +13,8 @@ objects cannot hold); lists, tuples and deques keep their order; a ``Fraction`` 
 without being named anywhere; inside them, sets and string-keyed dicts are sorted
 (``order="deterministic"``), ``Decimal`` is its exact text, an enumeration its value, and
 the few types ``msgspec`` does not know (read-only mappings, deques, fractions) pass
-through :func:`canonical` again. A record holding a dict keyed by anything but strings
-makes the encoder fail loudly rather than hash in an arbitrary order. A plain object (the
+through :func:`canonical` again. A record or a list holding a dict keyed by anything but
+strings makes the encoder fail loudly rather than hash in an arbitrary order. A plain object (the
 ledger, the capacity book) is every attribute of it, by name, but those its class lists
 in ``NOT_STATE`` (with the reason beside them).
 """
