@@ -40,9 +40,11 @@ from typing import Any
 from api.db.chain import GENESIS
 from api.db.store import Batch, DatabaseRefused, Store
 from api.projection import Applied, applied, log_row, project
-from exchange.core import ExchangeCore, Rejected
+from exchange.core import Rejected
 from exchange.events import Event
+from exchange.genesis import begin_replay, genesis_operations, replaying_core
 from exchange.invariants import InvariantViolation
+from exchange.limits import CoreLimits
 from exchange.operations import AdvanceClock, Operation
 
 __all__ = [
@@ -130,6 +132,7 @@ class ExchangeService:
         clock: str = "real",
         start_us: int | None = None,
         max_open_orders: int = 1_000,
+        limits: CoreLimits | None = None,
         batch_max: int = 512,
         projection_max: int = 8_192,
         projection_delay: float = 0.05,
@@ -154,7 +157,10 @@ class ExchangeService:
         self.projection_backlog_max = projection_backlog_max
         self.projection_retry_max_s = projection_retry_max_s
         self.check_invariants = check_invariants
-        self.core = ExchangeCore(max_open_orders=max_open_orders)
+        # The log replays under no bounds and none of the refusals added since it was
+        # written; the configured bounds and every rule hold from the end of the replay.
+        self.core = replaying_core()
+        self._limits = limits or CoreLimits(open_orders_per_instrument=max_open_orders)
         self.seq = 0
         #: The last operation whose log row is committed (acknowledged operations).
         self.committed_seq = 0
@@ -195,9 +201,10 @@ class ExchangeService:
             if self._projector is not None:
                 self._projector.shutdown()
             raise
-        if self.seq == 0:
+        self.core.limits = self._limits
+        if self.seq == 0:  # a new exchange: its catalog, then the clock's start
             first = start_us if start_us is not None else wall_clock_us()
-            self.execute([Submission(AdvanceClock(first))])
+            self.execute([Submission(op) for op in genesis_operations(first)])
 
     # ------------------------------------------------------------------ recovery
     def _recover(self) -> None:
@@ -209,6 +216,8 @@ class ExchangeService:
         projected = store.projected_seq()
         for entry in store.read_log():
             seq, op = entry.seq, entry.op
+            if seq == 1:
+                begin_replay(core, op)  # a log older than the logged catalog: the packaged one
             try:
                 result = core.apply(op)
             except Rejected as exc:  # the log holds accepted operations only
@@ -230,6 +239,7 @@ class ExchangeService:
                 "the operation log is empty but the database holds accounts: the log was "
                 "lost; restore the database from a backup"
             )
+        core.admitting = True
         self.committed_seq = self.seq
         if self.check_invariants:
             core.check()

@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     start: str | None = None  # ISO 8601 start time of a new simulated exchange
     admin_key: str | None = None  # registered (idempotently) as an admin key at start
     max_open_orders: int = 1_000  # open orders per account and instrument
+    max_open_orders_per_account: int = 10_000  # open orders per account, all instruments
+    max_sites_per_account: int = 100
+    max_pools_per_account: int = 1_000
     rate_limit_per_s: float = 50.0  # orders entered per second per key (a batch counts each)
     rate_limit_burst: int = 100
     # Every other change (sites, pools, deliveries, accounts, money, catalog, tiers, clock,

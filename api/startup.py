@@ -21,6 +21,7 @@ from api.keys import OPERATOR_KEY_MIN, key_prefix, operator_digest
 from api.service import ExchangeService, Submission
 from api.settings import Settings
 from api.views import iso, parse_iso
+from exchange.limits import CoreLimits
 from exchange.operations import CreateAccount, IssueApiKey, Operation, RevokeApiKey
 
 __all__ = ["StartupError", "bootstrap_admin_key", "build_context", "open_store"]
@@ -78,7 +79,12 @@ def build_context(settings: Settings) -> Context:
             store,
             clock=settings.clock,
             start_us=start,
-            max_open_orders=settings.max_open_orders,
+            limits=CoreLimits(
+                sites=settings.max_sites_per_account,
+                pools=settings.max_pools_per_account,
+                open_orders_per_instrument=settings.max_open_orders,
+                open_orders=settings.max_open_orders_per_account,
+            ),
             batch_max=settings.batch_max,
             projection_backlog_max=settings.projection_backlog_max,
             check_invariants=settings.check_invariants,

@@ -14,6 +14,8 @@ from api.db.chain import GENESIS, LogDamaged
 from api.db.store import DatabaseRefused, Store
 from api.startup import StartupError, shown
 from exchange.core import ExchangeCore, Rejected
+from exchange.genesis import begin_replay, replaying_core
+from exchange.invariants import InvariantViolation
 
 __all__ = ["Replayed", "replay_database"]
 
@@ -32,9 +34,11 @@ def replay_database(url: str) -> Replayed:
     StartupError (one line each) on the first problem."""
     store = Store(url, migrate=False)
     try:
-        core = ExchangeCore()
+        core = replaying_core()
         head, count = GENESIS, 0
         for entry in store.read_log():
+            if entry.seq == 1:
+                begin_replay(core, entry.op)
             try:
                 core.apply(entry.op)
             except Rejected as exc:
@@ -42,7 +46,10 @@ def replay_database(url: str) -> Replayed:
                 raise LogDamaged(entry.seq, what) from exc
             core.take_changes()
             head, count = entry.chain, entry.seq
-        core.check()
+        try:
+            core.check()
+        except InvariantViolation as exc:
+            raise StartupError(f"the state the log builds breaks an invariant: {exc}") from exc
         projected = store.projected_seq()
         if projected > count:
             raise DatabaseRefused(

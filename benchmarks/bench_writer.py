@@ -33,6 +33,8 @@ from api.db.store import Batch, Store
 from api.projection import Applied, applied, log_row, project
 from api.views import order_view
 from exchange.core import ExchangeCore
+from exchange.genesis import new_core
+from exchange.limits import CoreLimits
 from exchange.operations import (
     AddPool,
     CreateAccount,
@@ -51,7 +53,7 @@ PRICES = [199_000, 201_000, 199_500, 200_500, 200_000, 198_500, 201_500]
 
 
 def market() -> tuple[ExchangeCore, int, str]:
-    core = ExchangeCore(start=START, max_open_orders=10**9)
+    core = new_core(START, limits=CoreLimits.unbounded())
     mm = core.apply(CreateAccount("market maker", "trader")).id
     core.apply(Deposit(mm, 10**9 * CNY))
     core.apply(CreateGpuClass("H", "Hopper", "fp16", "700"))

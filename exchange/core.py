@@ -6,9 +6,14 @@ catalog and the product schedule, and applies :mod:`exchange.operations` one at 
 * every operation is validated completely before anything changes; a refusal raises
   :class:`Rejected` with a stable code and leaves the core exactly as it was;
 * time is an input (:class:`~exchange.operations.AdvanceClock`), ids are counters in the
-  state, nothing reads a clock or a random source;
+  state, nothing reads a clock or a random source; the hardware catalog is an input too
+  (:class:`~exchange.operations.InstallCatalog`, the first operation of an exchange: see
+  :mod:`exchange.genesis`), so a core starts empty and reads no file;
+* no string with a control character or a lone surrogate gets past :meth:`apply`, and
+  every text kept fits the database column that keeps it;
 * replaying the same operations on a fresh core rebuilds the same state and the same
-  :meth:`ExchangeCore.state_hash`, which is how the service recovers after a crash.
+  :meth:`ExchangeCore.state_hash` (a hash per component, over every attribute), which is
+  how the service recovers after a crash.
 
 Money flows (see docs/settlement.md): an order reserves cash in a two-phase hold, fills
 move it to escrow (buyer) and collateral (seller), and settlement after delivery splits
@@ -19,16 +24,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import heapq
 from collections.abc import Callable, Iterable
-from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, ClassVar
 
-import msgspec
-
 from exchange.capacity import CapacityBook
+from exchange.catalog_log import entry_model
+from exchange.decimals import optional_decimal, parse_decimal
+from exchange.deliveries import DeliveryBook
 from exchange.engine import MatchingEngine, Outcome
 from exchange.events import (
     Event,
@@ -50,6 +54,7 @@ from exchange.ledger import (
     TransferCode,
 )
 from exchange.lifecycle import InstrumentEvent, InstrumentState
+from exchange.limits import CoreLimits
 from exchange.operations import (
     AddHardware,
     AddPool,
@@ -63,6 +68,7 @@ from exchange.operations import (
     CreateTier,
     Deposit,
     HaltInstrument,
+    InstallCatalog,
     IssueApiKey,
     Operation,
     PlaceOrder,
@@ -99,8 +105,12 @@ from exchange.records import (
 )
 from exchange.risk import buy_hold, fee, sell_collateral
 from exchange.settlement import Contract, ContractState, Liquidity, settlement_legs
+from exchange.statehash import canonical, combine, digest
+from exchange.text import text_fields, unclean_field
 from exchange.units import Price, Quantity
 from pricing import (
+    MODEL_ID_MAX,
+    VENDOR_MAX,
     AcceleratorModel,
     CurveInput,
     FigureSubmission,
@@ -113,17 +123,19 @@ from pricing import (
     class_members,
     confirm_model,
     delivered_quantity,
-    load_builtin_catalog,
     make_site,
     pool_ineligibility,
     rated_pf,
     reference_price,
     to_quantity,
     with_model,
+    with_models,
 )
 
 __all__ = [
     "DEFAULT_GRACE_US",
+    "NOT_STATE",
+    "STATE_COMPONENTS",
     "AccountRecord",
     "Changes",
     "ExchangeCore",
@@ -143,6 +155,18 @@ __all__ = [
 #: ``value`` is a property, slow on the busiest path).
 _STP_TEXT = {mode: mode.value for mode in SelfTradePrevention}
 
+#: Most models one InstallCatalog carries (the packaged catalog has a few dozen).
+CATALOG_INSTALL_MAX = 1_000
+#: Longest texts the core keeps, each the length of the database column that keeps it
+#: (api/db/tables.py), so that no accepted operation can fail to be written.
+NAME_MAX = 100  # account, site and GPU class names
+LOCATION_MAX = 200
+CODE_MAX = 32  # tier and GPU class codes
+CLIENT_ORDER_ID_MAX = 64
+SITE_DECIMAL_MAX = 20  # a site's PUE, green share and emission factor, as text
+#: Vendors or models a GPU class may list.
+CLASS_LIST_MAX = 256
+
 #: Reporting grace after a window ends, before final settlement.
 DEFAULT_GRACE_US = HOUR_US
 MINUTE_US = 60_000_000
@@ -151,29 +175,46 @@ MINUTE_US = 60_000_000
 _CLOSE, _DELIVER, _SETTLE, _LIST = 1, 2, 3, 4
 
 
-def _decimal(text: str | None, name: str) -> Decimal | None:
-    if text is None:
-        return None
-    return _required_decimal(text, name)
-
-
-def _required_decimal(text: str, name: str) -> Decimal:
-    if len(text) > 40:
-        raise Rejected("invalid_decimal", f"{name} is too long")
-    try:
-        value = Decimal(text)
-    except (InvalidOperation, ValueError) as exc:
-        raise Rejected("invalid_decimal", f"{name} is not a decimal: {text!r}") from exc
-    if not value.is_finite():
-        raise Rejected("invalid_decimal", f"{name} must be finite")
-    return value
-
-
 def _precision(text: str) -> Precision:
     try:
         return Precision(text)
     except ValueError as exc:
-        raise Rejected("invalid_precision", f"unknown precision {text!r}") from exc
+        raise Rejected("invalid_precision", f"unknown precision {text[:20]!r}") from exc
+
+
+#: The state of the core, by component: every attribute of a core is in exactly one
+#: component or in :data:`NOT_STATE` (a test holds every attribute to that).
+#: ``class_members`` (derived from the classes and the catalog) and the indexes by owner
+#: and account (derived from the records they index) are hashed with what they derive
+#: from: deterministic, and hashing them also catches an index that drifted.
+STATE_COMPONENTS: dict[str, tuple[str, ...]] = {
+    "clock": ("now", "grace_us", "_ids"),
+    "accounts": ("accounts", "api_keys"),
+    "ledger": ("ledger",),
+    "catalog": ("catalog",),
+    "gpu_classes": ("gpu_classes", "class_members"),
+    "tiers": ("tiers",),
+    "instruments": ("instruments",),
+    "sites": ("sites", "owner_sites"),
+    "pools": ("pools", "owner_pools"),
+    "orders": ("orders", "client_ids", "account_orders", "open_counts"),
+    "contracts": ("contracts", "account_contracts"),
+    "deliveries": ("deliveries", "contract_deliveries", "delivery_book"),
+    "capacity": ("capacity",),
+    "schedule": ("_schedule", "_schedule_seq"),
+    "engine": ("engine",),
+}
+
+#: Attributes of a core that are not state, and why.
+NOT_STATE: dict[str, str] = {
+    "limits": "a setting the shell may replace between operations, never state",
+    "admitting": "whether refusals added since a log was written apply: off in replay",
+    "_pool_caps": "a cache of what pools, sites, tiers and the catalog give, filled by reads",
+    "events": "what the last operations changed, until the shell takes it (take_changes)",
+    "touched_orders": "what the last operations changed, until the shell takes it",
+    "touched_contracts": "what the last operations changed, until the shell takes it",
+    "settled_now": "what the last operations changed, until the shell takes it",
+}
 
 
 class ExchangeCore:
@@ -182,27 +223,33 @@ class ExchangeCore:
     def __init__(
         self,
         *,
-        start: int = 0,
         currency: str = "CNY",
         grace_us: int = DEFAULT_GRACE_US,
-        max_open_orders: int = 1_000,
+        limits: CoreLimits | None = None,
     ) -> None:
-        self.now = start
+        # Empty, the clock at 0: everything else comes from operations, the first of
+        # which install the catalog and start the clock (exchange.genesis).
+        self.now = 0
         self.grace_us = grace_us
-        self.max_open_orders = max_open_orders
+        #: Bounds per account: a setting the shell may replace at any time, never state.
+        self.limits = CoreLimits() if limits is None else limits
+        #: Whether the rules that only refuse (clean text, text and figure sizes,
+        #: delivery within a pool's hours) are applied. Off while a log is replayed: a
+        #: row an earlier version accepted under its rules must replay, whatever rules
+        #: were added since (what the rules refuse never changes the state they allow).
+        self.admitting = True
         self.engine = MatchingEngine()
-        if start:
-            self.engine.advance_time(Timestamp(start))
         self.ledger = Ledger(currency)
         self.capacity = CapacityBook()
         self.accounts: dict[int, AccountRecord] = {}
         self.api_keys = ApiKeyBook()
-        self.catalog: dict[str, AcceleratorModel] = load_builtin_catalog()
+        self.catalog: dict[str, AcceleratorModel] = {}
         self.gpu_classes: dict[str, GpuClass] = {}
         self.class_members: dict[str, tuple[str, ...]] = {}
         self.tiers: dict[str, TierRecord] = {}
         self.instruments: dict[Symbol, InstrumentRecord] = {}
         self.sites: dict[int, SiteRecord] = {}
+        self.owner_sites: dict[int, list[int]] = {}  # owner -> its site ids, in order
         self.pools: dict[int, PoolRecord] = {}
         self.owner_pools: dict[int, list[int]] = {}  # owner -> its pool ids, in order
         self.orders: dict[int, OrderState] = {}
@@ -213,6 +260,7 @@ class ExchangeCore:
         self.contracts: dict[int, Contract] = {}
         self.deliveries: list[tuple[int, int, int, int, int]] = []  # contract, pool, ds, qty, ts
         self.contract_deliveries: dict[int, list[tuple[int, int]]] = {}  # -> [(pool, ds)]
+        self.delivery_book = DeliveryBook()
         self._schedule: list[tuple[int, int, int, str]] = []
         self._schedule_seq = 0
         self._ids = {"account": 1, "order": 1, "contract": 1, "site": 1, "pool": 1}
@@ -225,10 +273,25 @@ class ExchangeCore:
 
     # ================================================================== dispatch
     def apply(self, op: Operation) -> Any:
-        """Apply one operation; return its result or raise :class:`Rejected` (no change)."""
-        handler = self._handlers.get(type(op))
+        """Apply one operation; return its result or raise :class:`Rejected` (no change).
+
+        Before any handler runs, every string the operation carries is checked for
+        control characters and lone surrogates (:mod:`exchange.text`), so none reaches
+        the state or the log, whichever path the operation came by."""
+        kind = type(op)
+        handler = self._handlers.get(kind)
         if handler is None:
-            raise Rejected("unknown_operation", type(op).__name__)
+            raise Rejected("unknown_operation", kind.__name__)
+        for name in _TEXT_FIELDS[kind] if self.admitting else ():
+            value = getattr(op, name)
+            if value is None or (value.__class__ is str and value.isprintable()):
+                continue  # the common case, decided in C
+            where = unclean_field(op, (name,))
+            if where is not None:
+                raise Rejected(
+                    "invalid_characters",
+                    f"{where} holds a control character or a lone surrogate",
+                )
         return handler(self, op)
 
     def take_changes(self) -> Changes:
@@ -252,8 +315,8 @@ class ExchangeCore:
     # ================================================================== accounts
     def _create_account(self, op: CreateAccount) -> AccountRecord:
         name = op.name.strip()
-        if not name or len(name) > 100:
-            raise Rejected("invalid_name", "an account name is 1 to 100 characters")
+        if not name or len(name) > NAME_MAX:
+            raise Rejected("invalid_name", f"an account name is 1 to {NAME_MAX} characters")
         if op.role not in ("trader", "admin"):
             raise Rejected("invalid_role", "role is trader or admin")
         keyed = op.key_prefix is not None or op.key_digest is not None
@@ -309,10 +372,25 @@ class ExchangeCore:
         }
 
     # ================================================================== catalog
+    def _install_catalog(self, op: InstallCatalog) -> list[AcceleratorModel]:
+        """Add the models, or replace the entries of their ids (figures exactly as given;
+        an admin's confirmation stays). Every model is checked before any is installed."""
+        if not op.models:
+            raise Rejected("invalid_catalog", "a catalog installs at least one model")
+        if len(op.models) > CATALOG_INSTALL_MAX:
+            raise Rejected("invalid_catalog", f"at most {CATALOG_INSTALL_MAX} models at once")
+        models = [entry_model(entry) for entry in op.models]
+        if len({m.id for m in models}) != len(models):
+            raise Rejected("duplicate_model_id", "a model appears twice")
+        self.catalog = with_models(self.catalog, models)
+        self._catalog_changed()
+        return [self.catalog[m.id] for m in models]
+
     def _add_hardware(self, op: AddHardware) -> AcceleratorModel:
+        strict = self.admitting
         figures: dict[Precision, FigureSubmission] = {}
         for key, fig in op.figures.items():
-            tflops = _required_decimal(fig.tflops, f"figures.{key}")
+            tflops = parse_decimal(fig.tflops, f"figures.{key}", strict=strict)
             accumulation = _precision(fig.accumulation) if fig.accumulation else None
             figures[_precision(key)] = FigureSubmission(tflops, fig.with_sparsity, accumulation)
         try:
@@ -323,16 +401,18 @@ class ExchangeCore:
             vendor=op.vendor,
             model=op.model,
             figures=figures,
-            memory_gb=_decimal(op.memory_gb, "memory_gb"),
-            memory_bandwidth_gbs=_decimal(op.memory_bandwidth_gbs, "memory_bandwidth_gbs"),
-            tdp_w=_decimal(op.tdp_w, "tdp_w"),
+            memory_gb=optional_decimal(op.memory_gb, "memory_gb", strict=strict),
+            memory_bandwidth_gbs=optional_decimal(
+                op.memory_bandwidth_gbs, "memory_bandwidth_gbs", strict=strict
+            ),
+            tdp_w=optional_decimal(op.tdp_w, "tdp_w", strict=strict),
             quality=quality,
             source=op.source,
             id=op.id,
             confirmed=op.confirmed,
         )
         try:
-            model = build_model(submission, self.catalog)
+            model = build_model(submission, self.catalog, strict=strict)
         except PricingError as exc:
             raise Rejected(exc.code, str(exc)) from exc
         self.catalog = with_model(self.catalog, model)
@@ -355,22 +435,38 @@ class ExchangeCore:
     def _create_gpu_class(self, op: CreateGpuClass) -> GpuClass:
         if op.code in self.gpu_classes:
             raise Rejected("gpu_class_exists", f"GPU class {op.code} exists")
-        if not op.code or len(op.code) > 32:
-            raise Rejected("invalid_code", "a class code is 1 to 32 characters")
+        if not op.code or len(op.code) > CODE_MAX:
+            raise Rejected("invalid_code", f"a class code is 1 to {CODE_MAX} characters")
+        if self.admitting and (not op.name.strip() or len(op.name) > NAME_MAX):
+            raise Rejected("invalid_name", f"a class name is 1 to {NAME_MAX} characters")
+        for names, longest in ((op.vendors, VENDOR_MAX), (op.models, MODEL_ID_MAX)):
+            if (
+                self.admitting
+                and names is not None
+                and (len(names) > CLASS_LIST_MAX or any(len(n) > longest for n in names))
+            ):
+                raise Rejected(
+                    "invalid_class",
+                    f"at most {CLASS_LIST_MAX} vendors and models, "
+                    f"each at most {VENDOR_MAX} and {MODEL_ID_MAX} characters",
+                )
         unknown = [m for m in op.models or () if m not in self.catalog]
         if unknown:
-            raise Rejected("hardware_not_found", f"unknown models {unknown}")
+            raise Rejected("hardware_not_found", f"unknown models {unknown[:5]}")
         try:
             rule = GpuClass(
                 code=op.code,
                 name=op.name,
                 precision=_precision(op.precision),
-                min_dense_tflops=_decimal(op.min_dense_tflops, "min_dense_tflops") or Decimal(0),
-                min_memory_gb=_decimal(op.min_memory_gb, "min_memory_gb") or Decimal(0),
-                min_memory_bandwidth_gbs=_decimal(
+                min_dense_tflops=parse_decimal(
+                    op.min_dense_tflops, "min_dense_tflops", strict=self.admitting
+                ),
+                min_memory_gb=parse_decimal(
+                    op.min_memory_gb, "min_memory_gb", strict=self.admitting
+                ),
+                min_memory_bandwidth_gbs=parse_decimal(
                     op.min_memory_bandwidth_gbs, "min_memory_bandwidth_gbs"
-                )
-                or Decimal(0),
+                ),
                 vendors=frozenset(op.vendors) if op.vendors is not None else None,
                 models=frozenset(op.models) if op.models is not None else None,
             )
@@ -387,13 +483,16 @@ class ExchangeCore:
         if op.gpu_class not in self.gpu_classes:
             raise Rejected("gpu_class_not_found", f"no GPU class {op.gpu_class}")
         try:
+            if op.min_green_grade is not None and len(op.min_green_grade) > 8:
+                raise ValueError("a green grade is 1A to 5A")
             grade = GreenGrade.parse(op.min_green_grade) if op.min_green_grade else None
         except ValueError as exc:
             raise Rejected("invalid_green_grade", str(exc)) from exc
         regions = tuple(op.regions)
         valid_regions = {"north", "northeast", "east", "central", "northwest", "south", "southwest"}
-        if any(r not in valid_regions for r in regions):
-            raise Rejected("invalid_region", f"regions must be among {sorted(valid_regions)}")
+        repeated = self.admitting and len(set(regions)) != len(regions)
+        if any(r not in valid_regions for r in regions) or repeated:
+            raise Rejected("invalid_region", f"regions are distinct, among {sorted(valid_regions)}")
         if op.window_hours not in (1, 2, 3, 4, 6, 8, 12, 24):
             raise Rejected("invalid_tier", "window_hours must divide 24")
         try:
@@ -574,26 +673,28 @@ class ExchangeCore:
     def _register_site(self, op: RegisterSite) -> SiteRecord:
         self.account(op.owner)
         name = op.name.strip()
-        if not name or len(name) > 100:
-            raise Rejected("invalid_name", "a site name is 1 to 100 characters")
-        if op.location is not None and len(op.location) > 200:
-            raise Rejected("invalid_location", "a location is at most 200 characters")
-        pue = _required_decimal(op.pue, "pue")
-        green = _required_decimal(op.green_share, "green_share")
+        if not name or len(name) > NAME_MAX:
+            raise Rejected("invalid_name", f"a site name is 1 to {NAME_MAX} characters")
+        if op.location is not None and len(op.location) > LOCATION_MAX:
+            raise Rejected("invalid_location", f"a location is at most {LOCATION_MAX} characters")
+        column = SITE_DECIMAL_MAX
+        strict = self.admitting
+        pue = parse_decimal(op.pue, "pue", column=column, strict=strict)
+        green = parse_decimal(op.green_share, "green_share", column=column, strict=strict)
+        factor = optional_decimal(
+            op.emission_factor, "emission_factor", column=column, strict=strict
+        )
         site_id = self._ids["site"]
         try:
-            site = make_site(
-                str(site_id),
-                op.region,
-                pue,
-                green,
-                _decimal(op.emission_factor, "emission_factor"),
-            )
+            site = make_site(str(site_id), op.region, pue, green, factor)
         except PricingError as exc:
             raise Rejected(exc.code, str(exc)) from exc
+        if len(self.owner_sites.get(op.owner, ())) >= self.limits.sites:
+            raise Rejected("too_many_sites", f"an account keeps at most {self.limits.sites} sites")
         self._next_id("site")
         record = SiteRecord(site_id, op.owner, name, op.location, site)
         self.sites[site_id] = record
+        self.owner_sites.setdefault(op.owner, []).append(site_id)
         return record
 
     def _add_pool(self, op: AddPool) -> PoolRecord:
@@ -604,6 +705,8 @@ class ExchangeCore:
             raise Rejected("hardware_not_found", f"no hardware {op.hardware_id}")
         if not 1 <= op.count <= 1_000_000:
             raise Rejected("invalid_count", "a pool holds 1 to 1,000,000 devices")
+        if len(self.owner_pools.get(op.owner, ())) >= self.limits.pools:
+            raise Rejected("too_many_pools", f"an account keeps at most {self.limits.pools} pools")
         record = PoolRecord(self._next_id("pool"), op.owner, op.site_id, op.hardware_id, op.count)
         self.pools[record.id] = record
         self.owner_pools.setdefault(op.owner, []).append(record.id)
@@ -669,8 +772,11 @@ class ExchangeCore:
             raise Rejected("account_not_found", f"no account {account_id}")
         client_order_id = op.client_order_id
         if client_order_id is not None:
-            if not 1 <= len(client_order_id) <= 64:
-                raise Rejected("invalid_client_order_id", "client_order_id is 1 to 64 characters")
+            if not 1 <= len(client_order_id) <= CLIENT_ORDER_ID_MAX:
+                raise Rejected(
+                    "invalid_client_order_id",
+                    f"client_order_id is 1 to {CLIENT_ORDER_ID_MAX} characters",
+                )
             existing = self.client_ids.get((account_id, client_order_id))
             if existing is not None:
                 original = self.orders[existing]
@@ -703,8 +809,14 @@ class ExchangeCore:
             raise Rejected(code.code)
         key = (account_id, symbol)
         open_count = self.open_counts.get(key, 0)
-        if open_count >= self.max_open_orders:
-            raise Rejected("too_many_open_orders", f"at most {self.max_open_orders} open orders")
+        limits = self.limits
+        if open_count >= limits.open_orders_per_instrument:
+            raise Rejected(
+                "too_many_open_orders",
+                f"at most {limits.open_orders_per_instrument} open orders in one instrument",
+            )
+        if engine.open_order_count(account_id) >= limits.open_orders:  # type: ignore[arg-type]
+            raise Rejected("too_many_open_orders", f"at most {limits.open_orders} open orders")
         tier = self.tiers[inst.instrument.tier.code].tier
         maker_bps, taker_bps = tier.maker_fee_bps, tier.taker_fee_bps
         penalty_bps = tier.shortfall_penalty_bps
@@ -1069,12 +1181,24 @@ class ExchangeCore:
         tier = inst.instrument.tier
         if self._pool_cap(pool, tier) <= 0:
             raise Rejected("pool_not_eligible", "the pool does not deliver this tier")
-        window_seconds = len(inst.hours) * 3600
+        hours = len(inst.hours)
+        window_seconds = hours * 3600
         if not 0 <= op.device_seconds <= pool.count * window_seconds:
             raise Rejected(
                 "invalid_device_seconds",
                 f"device-seconds must be in [0, {pool.count * window_seconds}] for this pool",
             )
+        # Reports add up: over all its contracts, a pool cannot have made more
+        # device-seconds in any span of hours than its devices make (exchange.deliveries).
+        first_hour = inst.hours[0] // HOUR_US
+        room = self.delivery_book.room(pool.id, pool.count, first_hour, hours)
+        if op.device_seconds > room and self.admitting:
+            raise Rejected(
+                "delivery_exceeds_pool_capacity",
+                f"pool {pool.id} has {room} device-seconds left in this window over all the "
+                "reports of its contracts",
+            )
+        self.delivery_book.record(pool.id, first_hour, hours, op.device_seconds)
         self.deliveries.append((contract.id, pool.id, op.device_seconds, 0, self.now))
         self.contract_deliveries.setdefault(contract.id, []).append((pool.id, op.device_seconds))
         contract.delivered_device_seconds += op.device_seconds
@@ -1215,6 +1339,7 @@ class ExchangeCore:
         self.engine.validate()
         self.ledger.check()
         self.capacity.check()
+        self.delivery_book.check({pool.id: pool.count for pool in self.pools.values()})
         escrow: dict[int, int] = {}
         collateral: dict[int, int] = {}
         for c in self.contracts.values():
@@ -1259,38 +1384,28 @@ class ExchangeCore:
         check(len(open_ids) == self.engine.resting_count, "book holds orders the core ended")
         check(set(self.capacity.reserved) <= open_ids, "capacity reserved for a finished order")
 
+    def component_hashes(self) -> dict[str, str]:
+        """A SHA-256 per component of the state (:data:`STATE_COMPONENTS`), each over a
+        canonical encoding of every attribute of the component (exchange.statehash);
+        the engine's is its own :meth:`MatchingEngine.state_hash`."""
+        return {name: self.component_hash(name) for name in STATE_COMPONENTS}
+
+    def component_hash(self, name: str) -> str:
+        """The SHA-256 of one component of the state (a key of :data:`STATE_COMPONENTS`)."""
+        if name == "engine":
+            return self.engine.state_hash()
+        return digest([[a, canonical(getattr(self, a))] for a in STATE_COMPONENTS[name]])
+
     def state_hash(self) -> str:
-        """SHA-256 over the core's whole state in canonical order."""
-        h = hashlib.sha256()
-        h.update(self.engine.state_hash().encode())
-        h.update(f"now={self.now};ids={sorted(self._ids.items())}\n".encode())
-        h.update(
-            repr(sorted((k[0], k[1].value, v) for k, v in self.ledger.balances.items())).encode()
-        )
-        enc = msgspec.json.encode
-        for hold in sorted(self.ledger.holds.values(), key=lambda x: x.id):
-            h.update(enc(hold))
-        for order in self.orders.values():
-            h.update(enc(order))
-        for contract in self.contracts.values():
-            h.update(enc(contract))
-        for oid in sorted(self.capacity.reserved):
-            h.update(enc(self.capacity.reserved[oid]))
-        for cid in sorted(self.capacity.committed):
-            h.update(enc(self.capacity.committed[cid]))
-        for code in sorted(self.tiers):
-            r = self.tiers[code]
-            h.update(f"{code}|{r.status}|{r.reference}|{r.next_start}\n".encode())
-        for sym in sorted(self.instruments):
-            h.update(f"{sym}|{self.instruments[sym].state}\n".encode())
-        for key_id in sorted(self.api_keys.records):
-            h.update(enc(self.api_keys.records[key_id]))
-        return h.hexdigest()
+        """One SHA-256 over the component hashes: equal if and only if (up to SHA-256)
+        every piece of state is equal."""
+        return combine(self.component_hashes())
 
     _handlers: ClassVar[dict[type, Callable[[ExchangeCore, Any], Any]]] = {
         CreateAccount: _create_account,
         Deposit: _deposit,
         Withdraw: _withdraw,
+        InstallCatalog: _install_catalog,
         AddHardware: _add_hardware,
         ConfirmHardware: _confirm_hardware,
         CreateGpuClass: _create_gpu_class,
@@ -1318,6 +1433,10 @@ class ExchangeCore:
         OrderAmended: _on_amended,
         InstrumentStateChanged: _on_state_changed,
     }
+
+
+#: Per operation type, the fields that can hold text: what ``apply`` checks.
+_TEXT_FIELDS = {kind: text_fields(kind) for kind in ExchangeCore._handlers}
 
 
 def replay(operations: Iterable[Operation], **core_options: Any) -> ExchangeCore:

@@ -18,12 +18,14 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Any
 
 import msgspec
+from sortedcontainers import SortedList
 
-from exchange.book import _PLAIN_TERMS, OrderBook, RestingOrder, order_terms
+from exchange.book import _PLAIN_TERMS, Level, OrderBook, RestingOrder, order_terms
 from exchange.commands import (
     AdvanceTime,
     AmendOrder,
@@ -59,6 +61,7 @@ from exchange.orders import (
     TimeInForce,
 )
 from exchange.products import Instrument
+from exchange.statehash import canonical, digest, encoded_as_is
 from exchange.units import Price, Quantity
 
 __all__ = ["Market", "MatchingEngine", "Outcome"]
@@ -168,6 +171,10 @@ class MatchingEngine:
 
     def open_order_ids(self, account: AccountId) -> list[OrderId]:
         return list(self._by_account.get(account, ()))
+
+    def open_order_count(self, account: AccountId) -> int:
+        """Orders of ``account`` resting in any book: O(1)."""
+        return len(self._by_account.get(account, ()))
 
     def next_expiry(self) -> Timestamp | None:
         """The earliest expire time of a resting GTD order, or None."""
@@ -808,29 +815,22 @@ class MatchingEngine:
 
     # ================================================================== integrity
     def state_hash(self) -> str:
-        """SHA-256 over the whole engine state in a canonical order."""
-        h = hashlib.sha256()
-        h.update(f"now={self.now};trades={self._trade_ids[0]}\n".encode())
-        for symbol in sorted(self._markets):
-            m = self._markets[symbol]
-            b = m.book
-            h.update(
-                f"{symbol}|{m.state.value}|{b.seq}|{m.reference_price}|"
-                f"{m.band_low}|{m.band_high}\n".encode()
-            )
-            for side in (Side.BUY, Side.SELL):
-                for o in b.iter_orders(side):
-                    h.update(
-                        f"{side.value}|{o.order_id}|{o.account}|{o.price}|{o.quantity}|"
-                        f"{o.remaining}|{o.filled}|{o.expire_time}|{int(o.post_only)}\n".encode()
-                    )
-        pending = sorted(
-            e
-            for e in self._expiries
-            if (r := self._orders.get(OrderId(e[1]))) is not None and r.expire_time == e[0]
-        )
-        h.update(repr(pending).encode())
-        return h.hexdigest()
+        """SHA-256 over every field of the engine: the clock, the trade-id counter, the
+        expiry heap, the account index, each market (every slot, its instrument and tier
+        whole, its book: levels, price indexes, best prices, sequence number) and each
+        resting order (every slot; its neighbours in the queue, and a level's ends, by id).
+        Slots are read from ``__slots__``, so a slot added later is hashed too."""
+        fields = []
+        for name, value in sorted(vars(self).items()):
+            if name == "_orders":  # every resting order whole, once
+                orders = [
+                    [i, _slots(o) if type(o) is RestingOrder else _plain(o)]
+                    for i, o in sorted(value.items())
+                ]
+                fields.append([name, orders])
+            else:
+                fields.append([name, _plain(value)])
+        return digest(fields)
 
     def validate(self) -> None:
         """Check every internal invariant; raise :class:`InvariantViolation` on the first."""
@@ -873,6 +873,54 @@ class MatchingEngine:
         check(len(seen) == len(self._orders), "order index holds orders not in any book")
         n_by_account = sum(len(d) for d in self._by_account.values())
         check(n_by_account == len(seen), "account index size drift")
+
+
+#: Book slots that are the engine's own indexes and counter, shared by all its books and
+#: hashed once, by the engine.
+_SHARED_BOOK_SLOTS = frozenset({"orders", "by_account", "trade_ids"})
+
+
+def _slot_getter(kind: type) -> Callable[[Any], tuple[Any, ...]]:
+    """All slots of ``kind`` (along its bases, by name) read in one call."""
+    getter = _SLOT_GETTERS.get(kind)
+    if getter is None:
+        every = {n for c in kind.__mro__ for n in getattr(c, "__slots__", ())}
+        skip = _SHARED_BOOK_SLOTS if kind is OrderBook else frozenset()
+        names = sorted(every - skip)
+        read = attrgetter(*names)
+        getter = _SLOT_GETTERS[kind] = (lambda o: (read(o),)) if len(names) == 1 else read
+    return getter
+
+
+_SLOT_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _slots(obj: Any) -> list[Any]:
+    """Every slot of ``obj``, by name, as plain data."""
+    return [v if type(v) in _LEAVES else _plain(v) for v in _slot_getter(type(obj))(obj)]
+
+
+#: Types of engine values hashed as they are (filled as they are met).
+_LEAVES: set[type] = {int, str, bool, type(None)}
+
+
+def _plain(value: Any) -> Any:
+    """Engine state as data :func:`exchange.statehash.digest` encodes: an order reached
+    through a link (a queue neighbour, a level's head or tail, an index) is its id."""
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
+    if kind is RestingOrder:
+        return ["order", value.order_id]
+    if kind is Market or kind is OrderBook or kind is Level:
+        return _slots(value)
+    if kind is SortedList:
+        return list(value)
+    if isinstance(value, dict):
+        return sorted([k, _plain(v)] for k, v in value.items())
+    if encoded_as_is(kind):
+        _LEAVES.add(kind)
+    return canonical(value)
 
 
 def event_log_hash(events: Iterable[Any]) -> str:

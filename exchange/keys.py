@@ -11,7 +11,7 @@ refuse the second inside a group commit.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from exchange.records import Rejected
 
@@ -44,14 +44,14 @@ class ApiKeyRecord:
         return self.revoked_at is None
 
 
-@dataclass(slots=True)
 class ApiKeyBook:
     """Every key ever issued, by id; the active ones by prefix, for authentication."""
 
-    records: dict[int, ApiKeyRecord] = field(default_factory=dict)
-    by_prefix: dict[str, list[int]] = field(default_factory=dict)
-    digests: set[str] = field(default_factory=set)
-    next_id: int = 1
+    def __init__(self) -> None:
+        self.records: dict[int, ApiKeyRecord] = {}
+        self.by_prefix: dict[str, list[int]] = {}
+        self.digests: set[str] = set()
+        self.next_id = 1
 
     def check_new(self, prefix: str, digest: str, origin: str) -> None:
         """Refuse a key that could not be told apart from another, or is malformed."""

@@ -24,6 +24,7 @@ Invariants, checked after every operation (:meth:`Ledger.check`):
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
 
 import msgspec
 
@@ -117,6 +118,10 @@ class LedgerError(Exception):
 
 class Ledger:
     """All balances, holds and transfers of one exchange in one currency."""
+
+    #: Not state (see exchange.statehash): the transfers of the last operations, made
+    #: and already applied to the balances, waiting for the shell to take them.
+    NOT_STATE: ClassVar[frozenset[str]] = frozenset({"journal"})
 
     def __init__(self, currency: str = "CNY") -> None:
         self.currency = currency

@@ -22,12 +22,14 @@ __all__ = [
     "AmendOrder",
     "CancelAll",
     "CancelOrder",
+    "CatalogModel",
     "ConfirmHardware",
     "CreateAccount",
     "CreateGpuClass",
     "CreateTier",
     "Deposit",
     "HaltInstrument",
+    "InstallCatalog",
     "IssueApiKey",
     "Operation",
     "PlaceOrder",
@@ -95,6 +97,33 @@ class AddHardware(_Op, frozen=True):
     source: str
     id: str | None = None
     confirmed: bool = False
+
+
+class CatalogModel(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One catalog entry exactly as the core keeps it: figures are exact decimal strings
+    (``str`` of the ``Decimal``, so the round trip keeps every digit and the exponent)."""
+
+    id: str
+    vendor: str
+    model: str
+    peak_tflops: dict[str, str]  # precision -> dense TFLOPS (TOPS for integers)
+    memory_gb: str | None
+    memory_bandwidth_gbs: str | None
+    tdp_w: str | None
+    quality: str
+    figure_quality: dict[str, str] = {}  # figure name -> grade
+    confirmed: bool = False
+    fp64_vector_tflops: str | None = None
+    source: str = ""
+    note: str = ""
+
+
+class InstallCatalog(_Op, frozen=True):
+    """Models added to the catalog, or replacing the entry of the same id: the first
+    operation of an exchange (its whole starting catalog), and later a newer packaged
+    catalog. A model is never removed."""
+
+    models: list[CatalogModel]
 
 
 class ConfirmHardware(_Op, frozen=True):
@@ -215,6 +244,7 @@ Operation = (
     CreateAccount
     | Deposit
     | Withdraw
+    | InstallCatalog
     | AddHardware
     | ConfirmHardware
     | CreateGpuClass

@@ -30,6 +30,11 @@ __all__ = [
     "FIGURE_FIELDS",
     "FP16_TO_FP32_RATIO_MAX",
     "KNOWN_TRAPS",
+    "MODEL_ID_MAX",
+    "MODEL_NAME_MAX",
+    "NOTE_MAX",
+    "SOURCE_MAX",
+    "VENDOR_MAX",
     "AcceleratorModel",
     "Catalog",
     "FigureSubmission",
@@ -37,12 +42,24 @@ __all__ = [
     "ModelSubmission",
     "Quality",
     "build_model",
+    "catalog_model",
     "confirm_model",
     "load_builtin_catalog",
     "model_slug",
+    "packaged_catalog_text",
+    "parse_catalog",
     "parse_quality",
     "with_model",
+    "with_models",
 ]
+
+#: Longest texts of an entry: the database columns that keep them (id 80, vendor 60,
+#: model 120), and bounds for the free texts kept in a column without one.
+MODEL_ID_MAX = 80
+VENDOR_MAX = 60
+MODEL_NAME_MAX = 120
+SOURCE_MAX = 500
+NOTE_MAX = 1000
 
 
 class Quality(StrEnum):
@@ -197,8 +214,6 @@ def _decimal_or_none(text: str, column: str, model_id: str) -> Decimal | None:
 
 def _model_from_row(row: Mapping[str, str]) -> AcceleratorModel:
     model_id = row["id"].strip()
-    if not _SLUG_RE.match(model_id):
-        raise PricingError("invalid_model_id", f"{model_id!r} is not a lowercase slug")
     peaks: dict[Precision, Decimal] = {}
     for precision, column in _CSV_PRECISION_COLUMNS.items():
         value = _decimal_or_none(row[column], column, model_id)
@@ -210,30 +225,102 @@ def _model_from_row(row: Mapping[str, str]) -> AcceleratorModel:
     if fp64 is not None:
         peaks[Precision.FP64] = fp64
     grade, overrides = parse_quality(row["sparsity_note"])
-    model = AcceleratorModel(
+    return catalog_model(
         id=model_id,
         vendor=row["vendor"].strip(),
         model=row["model"].strip(),
-        peak_tflops=MappingProxyType(peaks),
+        peak_tflops=peaks,
         memory_gb=_decimal_or_none(row["mem_gb"], "mem_gb", model_id),
         memory_bandwidth_gbs=_decimal_or_none(row["mem_bw_gbs"], "mem_bw_gbs", model_id),
         tdp_w=_decimal_or_none(row["tdp_w"], "tdp_w", model_id),
         quality=grade,
-        figure_quality=MappingProxyType(overrides),
+        figure_quality=overrides,
         fp64_vector_tflops=fp64_vector,
         source=row["source"].strip(),
         note=row["sparsity_note"].strip(),
     )
-    _check_consistent(model.id, model.peak_tflops)
-    return model
 
 
-def load_builtin_catalog() -> dict[str, AcceleratorModel]:
-    """The catalog shipped in ``pricing/data/accelerators.csv``, keyed by model id.
+def catalog_model(
+    *,
+    id: str,
+    vendor: str,
+    model: str,
+    peak_tflops: Mapping[Precision, Decimal],
+    memory_gb: Decimal | None,
+    memory_bandwidth_gbs: Decimal | None,
+    tdp_w: Decimal | None,
+    quality: Quality,
+    figure_quality: Mapping[str, Quality],
+    confirmed: bool = False,
+    fp64_vector_tflops: Decimal | None = None,
+    source: str = "",
+    note: str = "",
+) -> AcceleratorModel:
+    """A catalog entry from its exact figures, as the packaged file or the operation log
+    states them, with the checks every entry passes: a lowercase slug id, a vendor and a
+    model name, texts within their bounds, positive finite figures, per-figure grades that
+    name figures, and peaks that do not contradict each other. Raises PricingError."""
+    if len(id) > MODEL_ID_MAX or not _SLUG_RE.match(id):
+        raise PricingError("invalid_model_id", f"{id[:40]!r} is not a lowercase slug")
+    _check_name(vendor, model)
+    if len(source) > SOURCE_MAX:
+        raise PricingError("invalid_source", f"a source is at most {SOURCE_MAX} characters")
+    if len(note) > NOTE_MAX:
+        raise PricingError("invalid_note", f"a note is at most {NOTE_MAX} characters")
+    for precision, value in peak_tflops.items():
+        if not value.is_finite() or value <= 0:
+            raise PricingError(
+                "non_positive_peak", f"{precision.value} peak must be positive, got {value}"
+            )
+    for name, figure in (
+        ("memory", memory_gb),
+        ("bandwidth", memory_bandwidth_gbs),
+        ("tdp", tdp_w),
+        ("fp64_vector", fp64_vector_tflops),
+    ):
+        _positive_or_none(figure, name)
+    unknown = sorted(set(figure_quality) - set(FIGURE_FIELDS))
+    if unknown:
+        raise PricingError("unknown_figure_name", f"no figures named {unknown}")
+    _check_consistent(id, peak_tflops)
+    return AcceleratorModel(
+        id=id,
+        vendor=vendor,
+        model=model,
+        peak_tflops=MappingProxyType(dict(peak_tflops)),
+        memory_gb=memory_gb,
+        memory_bandwidth_gbs=memory_bandwidth_gbs,
+        tdp_w=tdp_w,
+        quality=quality,
+        figure_quality=MappingProxyType(dict(figure_quality)),
+        confirmed=confirmed,
+        fp64_vector_tflops=fp64_vector_tflops,
+        source=source,
+        note=note,
+    )
+
+
+def _check_name(vendor: str, model: str) -> None:
+    if not vendor or not model:
+        raise PricingError("missing_name", "vendor and model are required")
+    if len(vendor) > VENDOR_MAX or len(model) > MODEL_NAME_MAX:
+        raise PricingError(
+            "invalid_name",
+            f"a vendor is at most {VENDOR_MAX} characters, a model at most {MODEL_NAME_MAX}",
+        )
+
+
+def packaged_catalog_text() -> str:
+    """The text of ``pricing/data/accelerators.csv``, the catalog this version ships."""
+    return resources.files("pricing").joinpath("data/accelerators.csv").read_text("utf-8")
+
+
+def parse_catalog(text: str) -> dict[str, AcceleratorModel]:
+    """A catalog from the text of a catalog file, keyed by model id.
 
     Every row passes the same consistency checks as an admin-added model.
     """
-    text = resources.files("pricing").joinpath("data/accelerators.csv").read_text("utf-8")
     catalog: dict[str, AcceleratorModel] = {}
     for row in csv.DictReader(io.StringIO(text)):
         model = _model_from_row(row)
@@ -243,11 +330,30 @@ def load_builtin_catalog() -> dict[str, AcceleratorModel]:
     return catalog
 
 
+def load_builtin_catalog() -> dict[str, AcceleratorModel]:
+    """The catalog shipped in ``pricing/data/accelerators.csv``, keyed by model id. Only a
+    new exchange reads it (its first operation installs it: ``exchange.genesis``)."""
+    return parse_catalog(packaged_catalog_text())
+
+
 def with_model(catalog: Catalog, model: AcceleratorModel) -> dict[str, AcceleratorModel]:
     """A new catalog with ``model`` added; refuses an id already present."""
     if model.id in catalog:
         raise PricingError("duplicate_model_id", f"model {model.id} already exists")
     return {**catalog, model.id: model}
+
+
+def with_models(catalog: Catalog, models: list[AcceleratorModel]) -> dict[str, AcceleratorModel]:
+    """A new catalog with ``models`` added, each replacing the entry of its id if there is
+    one (a newer edition of the packaged catalog). Nothing is removed, and an admin's
+    confirmation of a model survives a newer edition of its figures."""
+    out = dict(catalog)
+    for model in models:
+        old = out.get(model.id)
+        if old is not None and old.confirmed and not model.confirmed:
+            model = replace(model, confirmed=True)
+        out[model.id] = model
+    return out
 
 
 def confirm_model(catalog: Catalog, model_id: str) -> dict[str, AcceleratorModel]:
@@ -289,37 +395,67 @@ _F8I8 = frozenset({Precision.FP8, Precision.INT8})
 #: Figures that circulate as "peaks" but are not dense training-equivalent peaks.
 KNOWN_TRAPS: tuple[KnownTrap, ...] = (
     KnownTrap(
-        "sparse_figure_as_dense", r"\bA[18]00\b", _F16, Decimal(550), Decimal(650),
+        "sparse_figure_as_dense",
+        r"\bA[18]00\b",
+        _F16,
+        Decimal(550),
+        Decimal(650),
         "'A100 = 0.6 PFLOPS' (624 TFLOPS) is fp16/bf16 WITH sparsity; dense is 312",
     ),
     KnownTrap(
-        "sparse_figure_as_dense", r"\bH[18]00\b", _F16, Decimal(1950), Decimal(2000),
+        "sparse_figure_as_dense",
+        r"\bH[18]00\b",
+        _F16,
+        Decimal(1950),
+        Decimal(2000),
         "H100/H800 SXM 1979 TFLOPS fp16/bf16 is WITH sparsity; dense is 989.4",
     ),
     KnownTrap(
-        "sparse_figure_as_dense", r"\bH[18]00\b", _F8I8, Decimal(3900), Decimal(4000),
+        "sparse_figure_as_dense",
+        r"\bH[18]00\b",
+        _F8I8,
+        Decimal(3900),
+        Decimal(4000),
         "H100/H800 SXM 3958 fp8/int8 is WITH sparsity; dense is 1978.9",
     ),
     KnownTrap(
-        "fp16_accumulation_figure", r"\b4090\b", _F16, Decimal(320), Decimal(340),
+        "fp16_accumulation_figure",
+        r"\b4090\b",
+        _F16,
+        Decimal(320),
+        Decimal(340),
         "RTX 4090 330 TFLOPS fp16 uses fp16 accumulation; fp32-accumulate dense is 165.2",
     ),
     KnownTrap(
-        "fp16_accumulation_figure", r"\b4090\b", frozenset({Precision.FP8}),
-        Decimal(650), Decimal(670),
+        "fp16_accumulation_figure",
+        r"\b4090\b",
+        frozenset({Precision.FP8}),
+        Decimal(650),
+        Decimal(670),
         "RTX 4090 660.6 TFLOPS fp8 uses fp16 accumulation; fp32-accumulate dense is 330.3",
     ),
     KnownTrap(
-        "sparse_figure_as_dense", r"\b4090\b", frozenset({Precision.INT8}),
-        Decimal(1300), Decimal(1340),
+        "sparse_figure_as_dense",
+        r"\b4090\b",
+        frozenset({Precision.INT8}),
+        Decimal(1300),
+        Decimal(1340),
         "RTX 4090 '1321 AI TOPS' is int8 WITH sparsity; dense is 660.6",
     ),
     KnownTrap(
-        "sparse_figure_as_dense", r"\bMI300X\b", _F16, Decimal(2550), Decimal(2650),
+        "sparse_figure_as_dense",
+        r"\bMI300X\b",
+        _F16,
+        Decimal(2550),
+        Decimal(2650),
         "MI300X 2614.9 TFLOPS fp16/bf16 is WITH sparsity; dense is 1307.4",
     ),
     KnownTrap(
-        "sparse_figure_as_dense", r"\bMI300X\b", _F8I8, Decimal(5150), Decimal(5300),
+        "sparse_figure_as_dense",
+        r"\bMI300X\b",
+        _F8I8,
+        Decimal(5150),
+        Decimal(5300),
         "MI300X 5229.8 fp8/int8 is WITH sparsity; dense is 2614.9",
     ),
 )
@@ -390,7 +526,9 @@ def _positive_or_none(value: Decimal | None, name: str) -> Decimal | None:
     return value
 
 
-def build_model(submission: ModelSubmission, catalog: Catalog) -> AcceleratorModel:
+def build_model(
+    submission: ModelSubmission, catalog: Catalog, *, strict: bool = True
+) -> AcceleratorModel:
     """Validate an admin submission and return the catalog entry; raises PricingError.
 
     Steps: sparse figures are halved; fp16-accumulate figures are refused; each dense
@@ -403,9 +541,15 @@ def build_model(submission: ModelSubmission, catalog: Catalog) -> AcceleratorMod
         raise PricingError("missing_name", "vendor and model are required")
     if not submission.source.strip():
         raise PricingError("missing_source", "every figure needs a source")
+    if strict:  # the sizes below were first bounded by this version (see ExchangeCore)
+        _check_name(vendor, name)
+        if len(submission.source.strip()) > SOURCE_MAX:
+            raise PricingError("invalid_source", f"a source is at most {SOURCE_MAX} characters")
+        if len(submission.note) > NOTE_MAX:
+            raise PricingError("invalid_note", f"a note is at most {NOTE_MAX} characters")
     model_id = submission.id if submission.id is not None else model_slug(vendor, name)
-    if not _SLUG_RE.match(model_id):
-        raise PricingError("invalid_model_id", f"{model_id!r} is not a lowercase slug")
+    if (strict and len(model_id) > MODEL_ID_MAX) or not _SLUG_RE.match(model_id):
+        raise PricingError("invalid_model_id", f"{model_id[:40]!r} is not a lowercase slug")
     if model_id in catalog:
         raise PricingError("duplicate_model_id", f"model {model_id} already exists")
     peaks: dict[Precision, Decimal] = {}

@@ -133,7 +133,7 @@ def make_site(
     try:
         parsed_region = Region(region)
     except ValueError as exc:
-        raise PricingError("invalid_region", f"unknown region {region!r}") from exc
+        raise PricingError("invalid_region", f"unknown region {str(region)[:20]!r}") from exc
     for name, value in (("pue", pue), ("green_share", green_share)):
         if not isinstance(value, Decimal) or not value.is_finite():
             raise PricingError(f"invalid_{name}", f"{name} must be a finite decimal")

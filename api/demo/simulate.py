@@ -212,7 +212,7 @@ class _Demo:
             scenario=scenario,
         )
         self.name_of: dict[int, str] = {}
-        self.base_seq = service.seq  # the service's own first clock setting
+        self.base_seq = service.seq  # the service's own genesis: its catalog and clock
         self.showcase: str | None = None
         self.showcase_at = 0
 

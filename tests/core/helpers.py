@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from exchange.core import ExchangeCore, Rejected
+from exchange.genesis import genesis_operations
 from exchange.operations import (
     AddPool,
     AdvanceClock,
@@ -126,13 +127,17 @@ def make_market(
     window_index: int = 1,
     **tier: object,
 ) -> Market:
-    """The smoke example of the brief: one tier, a funded buyer and seller, one pool."""
-    core = ExchangeCore(start=START)
+    """The smoke example: one tier, a funded buyer and seller, one pool. ``ops`` holds
+    every operation applied, the exchange's genesis first, so that it replays."""
+    core = ExchangeCore()
     ops: list[Operation] = []
 
     def do(op: Operation) -> object:
         ops.append(op)
         return core.apply(op)
+
+    for op in genesis_operations(START):
+        do(op)
 
     buyer = do(CreateAccount("buyer", "trader")).id  # type: ignore[attr-defined]
     seller = do(CreateAccount("seller", "trader")).id  # type: ignore[attr-defined]

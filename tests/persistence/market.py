@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import msgspec
@@ -27,8 +28,10 @@ from api.db.store import Store
 from api.projection import contract_row, order_row
 from api.service import ExchangeService
 from exchange.core import ExchangeCore
+from exchange.genesis import new_core
 from exchange.ledger import AccountKind
 from exchange.lifecycle import InstrumentState
+from exchange.limits import CoreLimits
 from exchange.operations import (
     AddPool,
     AdvanceClock,
@@ -69,7 +72,13 @@ FULL_HOUR_DEVICE_SECONDS = POOL_DEVICES * 3600
 
 def core_options() -> dict[str, Any]:
     """The options ExchangeService builds its core with (see ``ExchangeService.__init__``)."""
-    return {"max_open_orders": MAX_OPEN_ORDERS}
+    return {"limits": CoreLimits(open_orders_per_instrument=MAX_OPEN_ORDERS)}
+
+
+def genesis_core() -> ExchangeCore:
+    """An in-memory core as a new service at START_US has it: the genesis operations
+    (the catalog, then the clock) applied, with the service's options."""
+    return new_core(START_US, **core_options())
 
 
 def create_tier() -> CreateTier:
@@ -123,8 +132,7 @@ def setup_market(run: Callable[[Operation], Any], deposit: int = 10_000 * CNY) -
     results = [run(op) for op in setup_operations(deposit)]
     lab, dc, site, pool = results[0].id, results[1].id, results[6].id, results[7].id
     assert (lab, dc, site, pool) == (1, 2, 1, 1)
-    core = ExchangeCore(**core_options())
-    core.apply(AdvanceClock(START_US))
+    core = genesis_core()
     for op in setup_operations(deposit):
         core.apply(op)
     return Market(lab, dc, site, pool, tuple(core.instruments))
@@ -205,7 +213,7 @@ def realistic_stream(rng: random.Random, core: ExchangeCore, market: Market) -> 
                     contract.seller,
                     contract_id,
                     market.pool,
-                    FULL_HOUR_DEVICE_SECONDS * share // 100,
+                    contract_device_seconds(core, contract_id, market.pool) * share // 100,
                 )
         for _ in range(rng.randint(2, 6)):
             yield trading_operation(rng, core, market)
@@ -216,6 +224,17 @@ def realistic_stream(rng: random.Random, core: ExchangeCore, market: Market) -> 
     yield Deposit(market.dc, 5 * CNY)
 
 
+def contract_device_seconds(core: ExchangeCore, contract_id: int, pool_id: int) -> int:
+    """The device-seconds of ``pool_id`` that deliver a contract in full (rounded up):
+    reports of this size for the contracts of one window add up to what the pool sold
+    in it, which its devices can make."""
+    contract = core.contracts[contract_id]
+    tier = core.instruments[contract.symbol].instrument.tier  # type: ignore[index]
+    rated = core.pool_rated_pf(core.pools[pool_id], tier)  # PF per device
+    seconds = Fraction(contract.quantity * 3600, 10**6) / rated
+    return -(-seconds.numerator // seconds.denominator)
+
+
 def crash_operations(seed: int, count: int) -> list[Operation]:
     """A long stream for the crash test, a pure function of ``seed``: set-up, then orders.
 
@@ -223,8 +242,7 @@ def crash_operations(seed: int, count: int) -> list[Operation]:
     are refused; refused operations are not logged and not acknowledged.
     """
     rng = random.Random(seed)
-    core = ExchangeCore(**core_options())
-    core.apply(AdvanceClock(START_US))
+    core = genesis_core()
     ops = setup_operations(deposit=1_000_000 * CNY)
     for op in ops:
         core.apply(op)

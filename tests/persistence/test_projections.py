@@ -21,6 +21,7 @@ import api.db.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from api.db.store import Store
 from api.service import ExchangeService
 from exchange.core import Rejected
+from exchange.genesis import packaged_catalog
 from exchange.operations import (
     AddHardware,
     AddPool,
@@ -175,6 +176,7 @@ def test_every_operation_kind_writes_itsrows(open_store: Callable[..., Store]) -
     assert _one(store, "hardware", id=model.id)["confirmed"] is False
     r.run(ConfirmHardware(model.id), {})
     assert _one(store, "hardware", id=model.id)["confirmed"] is True
+    r.run(packaged_catalog(), {})  # the packaged catalog again: it lives in the log alone
     r.run(CreateGpuClass("H", "Hopper", "fp16", "700"), {"gpu_classes": 1})
     assert _one(store, "gpu_classes", code="H")["precision"] == "fp16"
     r.run(create_tier(), {"tiers": 1}, grows=("instruments", "events"))

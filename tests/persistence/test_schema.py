@@ -13,6 +13,7 @@ from sqlmodel import SQLModel
 import api.db.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from api.db.migrate import alembic_config, upgrade
 from api.db.store import Store
+from exchange.genesis import genesis_operations
 
 from .market import START_US, setup_market, start_service
 
@@ -97,15 +98,15 @@ def test_upgrading_twice_is_a_no_op(open_store: Callable[..., Store], db_url: st
     assert start_service(again).core.state_hash() == before_hash
 
 
-def test_a_fresh_service_logs_its_start_time_first(open_store: Callable[..., Store]) -> None:
+def test_a_fresh_service_logs_its_catalog_then_its_start_time(
+    open_store: Callable[..., Store],
+) -> None:
     store = open_store()
     start_service(store)
     ops = list(store.operations())
-    assert len(ops) == 1
-    seq, op = ops[0]
-    assert seq == 1
-    assert type(op).__name__ == "AdvanceClock"
-    assert op.to == START_US  # type: ignore[union-attr]
+    assert [seq for seq, _ in ops] == [1, 2]
+    assert [op for _, op in ops] == genesis_operations(START_US)
+    assert [type(op).__name__ for _, op in ops] == ["InstallCatalog", "AdvanceClock"]
 
 
 def test_every_column_has_a_postgresql_array_type() -> None:

@@ -1,0 +1,65 @@
+"""Exact decimal figures of operations (hardware peaks, PUE, class minimums...).
+
+A figure arrives as text and stays an exact ``Decimal``: never a float. Its text is bounded
+(40 characters) and so is its exponent: ``Decimal("1e999999999")`` is eleven characters
+long, but turning it into a ``Fraction`` (which metering does) would build an integer of a
+billion digits, so any figure beyond 10^30 in size or precision is refused.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from exchange.records import Rejected
+
+__all__ = ["DECIMAL_EXPONENT_MAX", "DECIMAL_TEXT_MAX", "optional_decimal", "parse_decimal"]
+
+DECIMAL_TEXT_MAX = 40
+#: Figures lie within 10^-30 .. 10^30, in steps no finer than 10^-30.
+DECIMAL_EXPONENT_MAX = 30
+
+
+def parse_decimal(
+    text: str, name: str, *, column: int = DECIMAL_TEXT_MAX, strict: bool = True
+) -> Decimal:
+    """``text`` as a finite decimal of bounded size, whose own text (what the database
+    keeps) fits ``column`` characters; else ``Rejected("invalid_decimal")``. Not
+    ``strict`` (replaying a log an earlier version accepted), only what that version
+    checked: a finite decimal of at most 40 characters."""
+    if not strict:
+        return _legacy_decimal(text, name)
+    if len(text) > DECIMAL_TEXT_MAX:
+        raise Rejected("invalid_decimal", f"{name} is too long")
+    if not text.isascii():  # Decimal would read other scripts' digits too
+        raise Rejected("invalid_decimal", f"{name} is not a decimal")
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, ValueError) as exc:
+        raise Rejected("invalid_decimal", f"{name} is not a decimal") from exc
+    if not value.is_finite():
+        raise Rejected("invalid_decimal", f"{name} must be finite")
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    if exponent < -DECIMAL_EXPONENT_MAX or value.adjusted() > DECIMAL_EXPONENT_MAX:
+        raise Rejected("invalid_decimal", f"{name} is out of range")
+    if len(str(value)) > column:
+        raise Rejected("invalid_decimal", f"{name} has more than {column} characters")
+    return value
+
+
+def optional_decimal(
+    text: str | None, name: str, *, column: int = DECIMAL_TEXT_MAX, strict: bool = True
+) -> Decimal | None:
+    return None if text is None else parse_decimal(text, name, column=column, strict=strict)
+
+
+def _legacy_decimal(text: str, name: str) -> Decimal:
+    if len(text) > DECIMAL_TEXT_MAX:
+        raise Rejected("invalid_decimal", f"{name} is too long")
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, ValueError) as exc:
+        raise Rejected("invalid_decimal", f"{name} is not a decimal") from exc
+    if not value.is_finite():
+        raise Rejected("invalid_decimal", f"{name} must be finite")
+    return value
