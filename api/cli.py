@@ -50,9 +50,8 @@ def serve(
     ] = False,
 ) -> None:
     """Run the exchange's HTTP API and WebSocket (the database migrates itself on start)."""
-    import uvicorn
-
     from api.app import create_app
+    from api.server import serve as serve_app
     from api.settings import Settings
 
     if clock not in ("real", "simulated"):
@@ -66,8 +65,13 @@ def serve(
             "(with the server stopped) or set SUANLI_ADMIN_KEY before starting.",
             err=True,
         )
-    uvicorn.run(
-        create_app(settings), host=host, port=port, log_level=workers_log, access_log=access_log
+    serve_app(
+        create_app(settings),
+        settings,
+        host=host,
+        port=port,
+        log_level=workers_log,
+        access_log=access_log,
     )
 
 

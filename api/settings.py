@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.db.engine import DEFAULT_DATABASE_URL
@@ -15,7 +16,8 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     clock: str = "real"  # "real" or "simulated"
     start: str | None = None  # ISO 8601 start time of a new simulated exchange
-    admin_key: str | None = None  # registered (idempotently) as an admin key at start
+    # registered (idempotently) as an admin key at start; kept out of the settings' repr
+    admin_key: str | None = Field(default=None, repr=False)
     max_open_orders: int = 1_000  # open orders per account and instrument
     rate_limit_per_s: float = 50.0  # order-entry requests per second per key; 0: off
     rate_limit_burst: int = 100
@@ -24,3 +26,18 @@ class Settings(BaseSettings):
     batch_max: int = 512  # operations per group commit
     check_invariants: bool = False  # run every invariant check after each commit (slow)
     tune_gc: bool = False  # server processes: freeze start-up objects, collect less often
+
+    # The server and the WebSocket (api/server.py, api/ws.py): what one client can hold.
+    http_connections_max: int = 1_000  # open connections and running requests; beyond: 503
+    http_request_timeout_s: float = 10.0  # a request's headers and body must arrive within
+    http_header_bytes_max: int = 32 * 1024  # a request's line and headers; beyond: 431
+    http_keep_alive_s: int = 5  # an idle keep-alive connection is closed after this
+    http_backlog: int = 1_024  # connections the kernel queues before they are accepted
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For is believed
+    ws_message_bytes_max: int = 64 * 1024  # a client message; larger frames close with 1009
+    ws_subscriptions_max: int = 256  # channels one connection may hold
+    ws_connections_per_address_max: int = 32  # connections without a key from one address
+    ws_connections_per_account_max: int = 32  # connections authenticated as one account
+    ws_connections_max: int = 500  # WebSocket connections in all (within the line above)
+    ws_send_buffer_bytes: int = 8 * 1024 * 1024  # unsent messages before a connection is
+    # closed as too slow; reading from it stops at half of this
