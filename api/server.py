@@ -29,6 +29,7 @@ import msgspec
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from websockets.frames import Frame
 
 from api.errors import error_body
 from api.settings import Settings
@@ -78,6 +79,15 @@ def redact(text: str) -> str:
     return _ISSUED_KEY.sub("sk_" + REDACTED, text)
 
 
+def _shown(value: object) -> object:
+    """A log argument as it may be shown: a WebSocket frame (logged at debug level)
+    without its payload, since what a client sends (orders, an auth message's key) does
+    not belong in a log; anything else as it is."""
+    if isinstance(value, Frame):
+        return f"{value.opcode.name} [{len(value.data)} bytes]"
+    return value
+
+
 def _redact_arg(value: object) -> object:
     if isinstance(value, str):
         return redact(value)
@@ -86,21 +96,37 @@ def _redact_arg(value: object) -> object:
     return redact(str(value))
 
 
+#: Loggers whose formatter needs a record's arguments as they were (uvicorn's access
+#: formatter unpacks them): their arguments are redacted one by one. The request path
+#: they carry holds its query string whole, so a ``key=`` in it is found.
+_ARGUMENTS_KEPT = frozenset({"uvicorn.access"})
+
+
 class RedactSecrets(logging.Filter):
-    """Rewrites a log record so that no credential survives in it (see :func:`redact`)."""
+    """Rewrites a log record so that no credential survives in it (see :func:`redact`).
+
+    A record's message is formatted here and redacted as a whole (a ``key=%s`` template
+    and its argument are only recognisable together), then kept without arguments; its
+    traceback is formatted and redacted too."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        else:
+        args = record.args
+        if isinstance(args, Mapping):
+            args = {k: _shown(v) for k, v in args.items()}
+        elif args:
+            args = tuple(_shown(v) for v in args)
+        if record.name in _ARGUMENTS_KEPT and isinstance(args, tuple):
             record.msg = redact(str(record.msg))
-        if isinstance(record.args, Mapping):
-            record.args = {k: _redact_arg(v) for k, v in record.args.items()}
-        elif record.args:
-            record.args = tuple(_redact_arg(v) for v in record.args)
-        color = record.__dict__.get("color_message")
-        if isinstance(color, str):
-            record.__dict__["color_message"] = redact(color)
+            record.args = tuple(_redact_arg(v) for v in args)
+        else:
+            record.args = args
+            try:
+                message = record.getMessage()
+            except Exception:  # a malformed call: shown as its parts, still redacted
+                message = f"{record.msg} {args!r}"
+            record.msg = redact(message)
+            record.args = None
+            record.__dict__.pop("color_message", None)  # a template for the arguments
         if record.exc_info and not record.exc_text:
             # The formatter uses exc_text when set: the traceback is formatted here, once,
             # so that an exception's message cannot carry a key into the log.
@@ -128,6 +154,7 @@ def log_config() -> dict[str, Any]:
 
 
 _encode = msgspec.json.encode
+LINGER_S = 1.0  # how long a refused connection is drained before it is closed
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -259,7 +286,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n",
         ]
         self.transport.write(b"".join(head) + body)
-        self.transport.close()
+        # Close gracefully: stop writing, read and drop what the client still sends for a
+        # moment, then close. Closing at once with its data unread would reset the
+        # connection, and the client could lose the answer.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.flow.resume_reading()
+        self.loop.call_later(LINGER_S, self.transport.close)
 
 
 def guarded_protocol(settings: Settings) -> type[GuardedHttpToolsProtocol]:

@@ -39,5 +39,5 @@ class Settings(BaseSettings):
     ws_connections_per_address_max: int = 32  # connections without a key from one address
     ws_connections_per_account_max: int = 32  # connections authenticated as one account
     ws_connections_max: int = 500  # WebSocket connections in all (within the line above)
-    ws_send_buffer_bytes: int = 8 * 1024 * 1024  # unsent messages before a connection is
+    ws_send_buffer_bytes: int = 4 * 1024 * 1024  # unsent messages before a connection is
     # closed as too slow; reading from it stops at half of this

@@ -145,13 +145,15 @@ def parse(text: str) -> Request | Refusal:
         return _decode_request.decode(text)
     except msgspec.ValidationError as exc:
         return _diagnose(text, str(exc))
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
         return Refusal(None, False, _invalid_json(exc))
 
 
 def _invalid_json(exc: BaseException) -> ApiError:
     if isinstance(exc, RecursionError):
         return ApiError("invalid_json", "the message is nested too deeply")
+    if isinstance(exc, UnicodeError):  # a lone surrogate, which UTF-8 cannot carry
+        return ApiError("invalid_json", "the message is not valid UTF-8")
     return ApiError("invalid_json", str(exc)[:200])
 
 
@@ -162,7 +164,7 @@ def _diagnose(text: str, problem: str) -> Refusal:
         head = _decode_head.decode(text)
     except msgspec.ValidationError:
         return Refusal(None, False, ApiError("invalid_json", "a message is a JSON object"))
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
         return Refusal(None, False, _invalid_json(exc))
     try:
         request_id = _decode_id.decode(head.id)
