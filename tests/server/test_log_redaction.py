@@ -84,7 +84,7 @@ def test_no_key_reaches_a_log_line(tmp_path: Path) -> None:
         "headers=[(b'authorization', b'Bearer {k}')]",
         "{{'Authorization': '{k}'}}",
         '{{"op": "auth", "key": "{k}"}}',
-        "'{{\"op\": \"auth\", \"key\": \"{k}...' [57 bytes]",
+        '\'{{"op": "auth", "key": "{k}...\' [57 bytes]',
         "token={k}",
         "ValueError: bad key sk_{k}",
     ],
