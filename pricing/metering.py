@@ -66,7 +66,9 @@ def _non_negative(value: Exact, name: str) -> Fraction:
 def scu_peak_pf(model: AcceleratorModel, *, allow_unconfirmed: bool = True) -> Fraction:
     """Dense fp16 peak in PFLOPS (bf16 when no fp16 figure exists): PF·h per SCU-hour."""
     for precision in (Precision.FP16, Precision.BF16):
-        peak = model.peak_pf(precision) if allow_unconfirmed else model.billable_peak_pf(precision)
+        peak = model.peak_pf(precision) if allow_unconfirmed else model.billable_peak_pf(
+            precision
+        )
         if peak is not None:
             return peak
     raise PricingError("unknown_figure", f"{model.id} has no usable fp16 or bf16 dense peak")

@@ -52,11 +52,15 @@ def test_tier_eligibility_follows_class_and_grade(demo: DemoOutput) -> None:
     assert sites["Shenzhen Qianhai"]["INT8-INF-AI80"] == "0.0806 PF"
 
 
-def test_same_seed_same_report_other_seed_other_report(demo: DemoOutput, tmp_path: Path) -> None:
+def test_same_seed_same_report_other_seed_other_report(
+    demo: DemoOutput, tmp_path: Path
+) -> None:
     again = run(tmp_path / "again", seed=SEED, charts=False, **SMALL)
     assert again.summary == demo.summary
     assert again.text == demo.text
-    assert (tmp_path / "again" / "report.json").read_bytes() == (demo.files[0].read_bytes())
+    assert (tmp_path / "again" / "report.json").read_bytes() == (
+        demo.files[0].read_bytes()
+    )
     other = run(tmp_path / "other", seed=SEED + 1, charts=False, **SMALL)
     assert other.summary != demo.summary
     assert other.text != demo.text
@@ -144,14 +148,8 @@ def test_charts_are_png_files(demo: DemoOutput) -> None:
 
 def test_report_is_rebuilt_from_the_result(demo: DemoOutput) -> None:
     assert summarize(demo.result) == demo.summary
-    for title in (
-        "Volume and VWAP",
-        "Forward curve",
-        "Green premium",
-        "Conservation",
-        "Allocative efficiency",
-        "Settlement",
-    ):
+    for title in ("Volume and VWAP", "Forward curve", "Green premium", "Conservation",
+                  "Allocative efficiency", "Settlement"):
         assert title in demo.text
 
 

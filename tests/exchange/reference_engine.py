@@ -170,7 +170,9 @@ class ReferenceEngine:
     def _book_changed(self, m: RefMarket, side: Side, price: int, events: list[object]) -> None:
         total = self._level_total(m, side, price)
         events.append(
-            BookChanged(Symbol(m.instrument.symbol), self._next_seq(m), side, Price(price), total)
+            BookChanged(
+                Symbol(m.instrument.symbol), self._next_seq(m), side, Price(price), total
+            )
         )
 
     def _remove_with_event(
@@ -408,7 +410,9 @@ class ReferenceEngine:
         return resting_price <= limit if side == Side.BUY else resting_price >= limit
 
     def _would_take(self, m: RefMarket, side: Side, price: int) -> bool:
-        return any(self._reaches(side, price, o.price) for o in m.orders if o.side == side.opposite)
+        return any(
+            self._reaches(side, price, o.price) for o in m.orders if o.side == side.opposite
+        )
 
     def _can_complete(
         self,

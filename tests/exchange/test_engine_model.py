@@ -101,7 +101,6 @@ def quantity(s: int, lots: int) -> Quantity:
         return Quantity(TIERS[s].max_quantity + lot)
     return Quantity(lots * lot)
 
-
 STP_MODES = list(SelfTradePrevention)
 TIFS = [TimeInForce.GTC, TimeInForce.GTC, TimeInForce.GTD, TimeInForce.IOC, TimeInForce.FOK]
 # Closing ends an instrument for the rest of a run: keep it rare. Resume outweighs halt.
@@ -401,7 +400,9 @@ class EngineVersusReference(RuleBasedStateMachine):
     def amend_rule(self, args: dict[str, Any]) -> None:
         self.amend(**args)
 
-    def amend(self, pick: int, live: bool, wrong: bool, price: int | None, qty: int | None) -> None:
+    def amend(
+        self, pick: int, live: bool, wrong: bool, price: int | None, qty: int | None
+    ) -> None:
         order_id = self.pick_order(pick, live)
         if self.avoid_amend_after_decrement and order_id in self.checker.decremented:
             return

@@ -63,7 +63,9 @@ def test_engine_transition(state: InstrumentState, event: InstrumentEvent) -> No
         assert market.state is state
     else:
         assert outcome.ok
-        assert outcome.events == [InstrumentStateChanged(SYM, seq + 1, engine.now, state, target)]
+        assert outcome.events == [
+            InstrumentStateChanged(SYM, seq + 1, engine.now, state, target)
+        ]
         assert market.state is target
     engine.validate()
 

@@ -169,7 +169,9 @@ def test_fok_does_not_count_beyond_its_limit() -> None:
 # ------------------------------------------------------------------ post-only
 def test_post_only_crossing_is_rejected() -> None:
     engine = asks_100_101()
-    assert limit(engine, 3, A, BUY, 100, 1, post_only=True).result.code == ("post_only_would_cross")
+    assert limit(engine, 3, A, BUY, 100, 1, post_only=True).result.code == (
+        "post_only_would_cross"
+    )
     assert limit(engine, 4, B, BUY, 100, 1, post_only=True).result.code == (
         "post_only_would_cross"  # B's own ask at 100 counts too
     )

@@ -92,6 +92,7 @@ def test_reference_engine_agrees_with_the_documented_amend_after_decrement() -> 
     """The reference implements the documented behaviour of the two cases above."""
     ref = ReferenceEngine()
 
+
     open_market(ref)
     limit(ref, 1, A, SELL, 100, 10)
     limit(ref, 2, A, BUY, 100, 4, stp=DECREMENT)
