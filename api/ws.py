@@ -180,6 +180,7 @@ def _diagnose(text: str, problem: str) -> Refusal:
         return Refusal(
             request_id, False, ApiError("unknown_op", f"{shown}: op is one of {_OP_LIST}")
         )
+    problem = problem.replace("Object contains unknown field", "unknown field")  # as api.wire
     return Refusal(request_id, op in _ORDER_OPS, ApiError("invalid_request", problem[:300]))
 
 
