@@ -113,6 +113,7 @@ class Cancel(_Request, tag="cancel"):
 
 Request = Ping | Auth | Subscribe | Unsubscribe | Place | PlaceBatch | Amend | Cancel
 OrderRequest = Place | PlaceBatch | Amend | Cancel
+_ORDER_REQUESTS = (Place, PlaceBatch, Amend, Cancel)
 _ORDER_OPS = frozenset({"place", "place_batch", "amend", "cancel"})
 _OPS = _ORDER_OPS | {"ping", "auth", "subscribe", "unsubscribe"}
 _decode_request = msgspec.json.Decoder(Request)
@@ -302,12 +303,13 @@ class Hub:
         ctx.service.listeners.append(self.publish)
 
     # -- connections and identities
-    def admit(self, conn: Connection, account: AccountRecord | None) -> tuple[int, str] | None:
-        """Count a new connection in; (close code, why) when a bound refuses it."""
+    def admit(self, conn: Connection, account: AccountRecord | None) -> tuple[int, str, str] | None:
+        """Count a new connection in; (close code, error code, message) when a bound
+        refuses it."""
         if self.connections >= self.settings.ws_connections_max:
-            return TRY_AGAIN_LATER, "server_busy"
+            return TRY_AGAIN_LATER, "server_busy", "no room for another connection; try later"
         if not self._hold(conn, account):
-            return POLICY_VIOLATION, "too_many_connections"
+            return POLICY_VIOLATION, "too_many_connections", "too many connections for this client"
         conn.account = account
         conn.admitted = True
         self.connections += 1
@@ -618,12 +620,7 @@ async def websocket(ws: WebSocket) -> None:
     conn = Connection(ws, address, settings.ws_send_buffer_bytes)
     refused = hub.admit(conn, _authenticate(ctx, _connect_key(ws)))
     if refused is not None:
-        code, why = refused
-        message = (
-            "too many connections from this client"
-            if code == POLICY_VIOLATION
-            else ("the server has no room for another connection; try again later")
-        )
+        code, why, message = refused
         await ws.send_text(_encode({"type": "error", **error_body(why, message)}).decode())
         await ws.close(code=code)
         return
@@ -665,7 +662,7 @@ async def _read(ctx: Context, hub: Hub, conn: Connection, message_max: int) -> N
                 _reply_refused(conn, request)
             else:
                 conn.error(request.id, request.error.code, request.error.message)
-        elif isinstance(request, Place | PlaceBatch | Amend | Cancel):
+        elif isinstance(request, _ORDER_REQUESTS):
             await conn.in_flight.acquire()
             _order_request(ctx, conn, request)
         else:
