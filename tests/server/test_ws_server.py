@@ -82,6 +82,17 @@ def test_a_message_at_the_limit_is_answered_and_one_byte_more_closes(server: Run
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
 
 
+def test_a_compressed_message_is_bounded_by_its_size_once_inflated(server: Running) -> None:
+    """permessage-deflate: a frame of a few kilobytes that inflates to a megabyte is refused
+    (1009) like the megabyte itself."""
+    ping = json.dumps({"op": "ping", "id": "bomb"})
+    with connect(server.ws, max_size=None) as ws:  # compression on, as clients have it
+        ws.send(ping[:-1] + " " * (1024 * 1024) + "}")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=GUARD_S)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
 def _trader(server: Running) -> dict[str, Any]:
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     with httpx.Client(base_url=server.base, headers=admin, timeout=GUARD_S) as client:
