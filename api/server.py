@@ -191,7 +191,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         cap = self.limit_concurrency
         if cap is not None and len(self.connections) >= cap:
-            self._refuse(503, "server_busy", "the server is at its connection limit")
+            # Closed at once, not drained: a flood beyond the cap must not hold sockets.
+            self._refuse(503, "server_busy", "the server is at its connection limit", linger=False)
             return
         self._arm()
 
@@ -210,6 +211,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         self._disarm()
+        self._in_head = False  # what follows is the WebSocket protocol's
         super().handle_websocket_upgrade()
 
     # -- parser callbacks
@@ -270,7 +272,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             cycle.message_event.set()
         self._refuse(408, "request_timeout", "the request was not complete in time")
 
-    def _refuse(self, status: int, code: str, message: str) -> None:
+    def _refuse(self, status: int, code: str, message: str, linger: bool = True) -> None:
         """Answer ``status`` with a JSON error body and close the connection."""
         self._refused = True
         self._disarm()
@@ -286,6 +288,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n",
         ]
         self.transport.write(b"".join(head) + body)
+        if not linger:
+            self.transport.close()
+            return
         # Close gracefully: stop writing, read and drop what the client still sends for a
         # moment, then close. Closing at once with its data unread would reset the
         # connection, and the client could lose the answer.
