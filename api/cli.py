@@ -72,9 +72,8 @@ def serve(
     ] = False,
 ) -> None:
     """Run the exchange's HTTP API and WebSocket (the database migrates itself on start)."""
-    import uvicorn
-
     from api.app import create_app
+    from api.server import serve as serve_app
     from api.settings import Settings
     from api.startup import build_context
 
@@ -96,8 +95,9 @@ def serve(
             "run `suanli admin create-key`.",
             err=True,
         )
-    uvicorn.run(
+    serve_app(
         create_app(settings, context=context),
+        settings,
         host=host,
         port=port,
         log_level=workers_log,

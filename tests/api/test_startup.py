@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
+from api import server
 from api.cli import app as cli
 from api.settings import Settings
 from api.startup import build_context
@@ -24,7 +24,7 @@ runner = CliRunner()
 def no_server(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """`suanli serve` runs up to the point where it would serve, and returns."""
     served: list[Any] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+    monkeypatch.setattr(server, "serve", lambda app, settings, **kw: served.append(app))
     monkeypatch.delenv("SUANLI_ADMIN_KEY", raising=False)
     return served
 
