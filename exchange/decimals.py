@@ -26,11 +26,9 @@ def parse_decimal(
     keeps) fits ``column`` characters; else ``Rejected("invalid_decimal")``. Not
     ``strict`` (replaying a log an earlier version accepted), only what that version
     checked: a finite decimal of at most 40 characters."""
-    if not strict:
-        return _legacy_decimal(text, name)
     if len(text) > DECIMAL_TEXT_MAX:
         raise Rejected("invalid_decimal", f"{name} is too long")
-    if not text.isascii():  # Decimal would read other scripts' digits too
+    if strict and not text.isascii():  # Decimal would read other scripts' digits too
         raise Rejected("invalid_decimal", f"{name} is not a decimal")
     try:
         value = Decimal(text)
@@ -38,6 +36,8 @@ def parse_decimal(
         raise Rejected("invalid_decimal", f"{name} is not a decimal") from exc
     if not value.is_finite():
         raise Rejected("invalid_decimal", f"{name} must be finite")
+    if not strict:
+        return value
     exponent = value.as_tuple().exponent
     assert isinstance(exponent, int)  # finite
     if exponent < -DECIMAL_EXPONENT_MAX or value.adjusted() > DECIMAL_EXPONENT_MAX:
@@ -51,15 +51,3 @@ def optional_decimal(
     text: str | None, name: str, *, column: int = DECIMAL_TEXT_MAX, strict: bool = True
 ) -> Decimal | None:
     return None if text is None else parse_decimal(text, name, column=column, strict=strict)
-
-
-def _legacy_decimal(text: str, name: str) -> Decimal:
-    if len(text) > DECIMAL_TEXT_MAX:
-        raise Rejected("invalid_decimal", f"{name} is too long")
-    try:
-        value = Decimal(text)
-    except (InvalidOperation, ValueError) as exc:
-        raise Rejected("invalid_decimal", f"{name} is not a decimal") from exc
-    if not value.is_finite():
-        raise Rejected("invalid_decimal", f"{name} must be finite")
-    return value

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import httpx
 
+from tests.api.conftest import ADMIN, ADMIN_KEY, START
+
+__all__ = ["ADMIN", "Server", "free_port"]
+
 ROOT = Path(__file__).resolve().parents[2]
-ADMIN_KEY = "admin-secret-key-123456"
-ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-START = "2026-11-22T00:00:00Z"
 
 
 def free_port() -> int:

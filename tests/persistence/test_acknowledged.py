@@ -24,30 +24,11 @@ import httpx
 from typer.testing import CliRunner
 
 from api.cli import app as cli
+from tests.api.conftest import GPU_CLASS, H100, SITE
+from tests.api.conftest import TIER_BODY as TIER
 
 from .server import ADMIN, Server
 
-H100 = "nvidia-h100-sxm5-80gb"
-SITE = {"name": "sh", "region": "east", "pue": "1.25", "green_share": "0"}
-GPU_CLASS = {"code": "H", "name": "Hopper", "precision": "fp16", "min_dense_tflops": "700"}
-TIER = {
-    "code": "FP16-H",
-    "precision": "fp16",
-    "gpu_class": "H",
-    "min_green_grade": None,
-    "tick_size": "0.01",
-    "lot_size": "0.1",
-    "min_quantity": "0.1",
-    "max_quantity": "1000",
-    "price_band_pct": "20",
-    "maker_fee_bps": 5,
-    "taker_fee_bps": 10,
-    "shortfall_penalty_pct": "20",
-    "reference_price": "20",
-    "window_hours": 1,
-    "list_ahead_hours": 6,
-    "gate_closure_minutes": 60,
-}
 CLIENTS = 12
 #: Answers the stream has before the kill may come.
 MIN_ORDERS, MIN_KEYED = 60, 15
