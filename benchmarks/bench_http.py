@@ -18,7 +18,7 @@ clients over loopback):
    when --peer-python names a Python with it installed.
 
 Open-order caps and rate limits are raised for the run (SUANLI_MAX_OPEN_ORDERS,
-SUANLI_RATE_LIMIT_PER_S=0). For each run it reads from /proc the cores the server used, the
+SUANLI_MAX_OPEN_ORDERS_PER_ACCOUNT, SUANLI_RATE_LIMIT_PER_S=0, SUANLI_CHANGE_RATE_PER_S=0). For each run it reads from /proc the cores the server used, the
 cores of the WebSocket client (which runs in this process), and how busy the machine was.
 Prints a table and the ratios. Not a test: it asserts nothing.
 
@@ -380,7 +380,9 @@ def _bench_suanli(seconds: float, database_url: str | None, label: str) -> dict[
             **os.environ,
             "SUANLI_ADMIN_KEY": ADMIN,
             "SUANLI_RATE_LIMIT_PER_S": "0",
+            "SUANLI_CHANGE_RATE_PER_S": "0",
             "SUANLI_MAX_OPEN_ORDERS": "100000000",
+            "SUANLI_MAX_OPEN_ORDERS_PER_ACCOUNT": "100000000",
         }
         cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
         cmd += ["--clock", "simulated", "--start", "2026-11-22T00:00:00Z"]
