@@ -93,7 +93,11 @@ async def submit_idempotent(
             },
         )
 
-    item = service.enqueue(op, render, remember)
+    try:
+        item = service.enqueue(op, render, remember)
+    except BaseException:  # not queued (the service is unavailable): nobody waits on it
+        records.settle(account.id, key)
+        raise
     assert item.future is not None
     # Decided, whatever becomes of this request's own task (a client that goes away).
     item.future.add_done_callback(lambda _: records.settle(account.id, key))
