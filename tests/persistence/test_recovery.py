@@ -267,3 +267,45 @@ def test_the_writer_lock_is_taken_before_migrating(
     with pytest.raises(WriterLocked):
         open_store(lock_wait_s=0)
     assert migrations == []
+
+
+def test_writes_wait_once_the_projection_backlog_is_full(
+    open_store: Callable[..., Store],
+) -> None:
+    """While the projection tables cannot be written, the operations they lack are held
+    in memory up to a bound; past it, writes are refused (503) rather than grow memory
+    without end, and accepted again once the tables catch up."""
+    service = start_service(open_store(), projection_backlog_max=5)
+    market = setup_market(service.run)
+    store = service.store
+    working = store.write_projection
+
+    def broken(batch: object) -> None:
+        raise OSError("the database is down")
+
+    async def main() -> None:
+        await service.start()
+        try:
+            store.write_projection = broken  # type: ignore[method-assign]
+            accepted = 0
+            with pytest.raises(ProjectionsUnavailable):
+                for _ in range(100):
+                    await service.submit(Deposit(market.lab, 1))
+                    accepted += 1
+            assert 0 < accepted <= 5
+            assert len(service._unprojected) == 5
+            store.write_projection = working  # type: ignore[method-assign]
+            for _ in range(200):
+                try:
+                    await service.submit(Deposit(market.lab, 1))
+                    break
+                except ProjectionsUnavailable:
+                    await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("writes were never accepted again")
+            await service.flush()
+            assert store.projected_seq() == service.seq
+        finally:
+            await service.stop()
+
+    asyncio.run(main())
