@@ -14,12 +14,15 @@ from api.deps import Context, RateLimiter
 from api.endpoint import (
     DEFAULT_MAX_BODY_BYTES,
     FrontDoor,
+    check_json,
     declared_too_large,
     document,
+    is_json,
+    refuse_media_type,
     respond,
     too_large,
 )
-from api.errors import FastJSONResponse, install_error_handlers
+from api.errors import ApiError, FastJSONResponse, error_body, install_error_handlers
 from api.routes import accounts, catalog, market, operation, orders, sellers, web
 from api.service import ExchangeService, Submission, tune_gc
 from api.settings import Settings
@@ -48,7 +51,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class BodySizeLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, declared or streamed."""
+    """Refuse request bodies over ``max_bytes`` with 413, declared or streamed; and, for
+    the methods that take a body, bodies that are not declared JSON (422
+    ``unsupported_media_type``) or that a lenient parser would misread: a key twice in
+    one object, nesting past the parser's stack, text that is not UTF-8
+    (:func:`api.endpoint.check_json`). The routes parse the body again: these are the
+    low-volume routes (order entry is served before this, by FrontDoor)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -78,8 +86,22 @@ class BodySizeLimit:
             chunks.append(body)
             if not message.get("more_body", False):
                 break
-        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        body = b"".join(chunks)
+        if body and scope["method"] in _BODY_METHODS:
+            if not is_json(scope["headers"]):
+                await respond(send, 422, refuse_media_type())
+                return
+            try:
+                check_json(body)
+            except ApiError as exc:
+                await respond(send, exc.status, error_body(exc.code, exc.message))
+                return
+        whole = {"type": "http.request", "body": body, "more_body": False}
         await self.app(scope, _replay([whole], receive), send)
+
+
+#: The methods whose requests carry a body the routes read.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:

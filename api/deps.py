@@ -3,6 +3,7 @@ decimal parsing and idempotency keys."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -16,17 +17,11 @@ from fastapi import Depends, Header, Query, Request
 
 from api.db.store import Batch, hash_key
 from api.errors import ApiError
+from api.rules import DecimalRule, Refused
 from api.service import ExchangeService
 from api.settings import Settings
 from exchange.core import AccountRecord
-from exchange.units import (
-    MAX_PRICE,
-    MAX_QUANTITY,
-    PRICE_DECIMALS,
-    QUANTITY_DECIMALS,
-    UnitsError,
-    parse_units,
-)
+from exchange.units import MAX_PRICE, MAX_QUANTITY, PRICE_DECIMALS, QUANTITY_DECIMALS
 
 __all__ = [
     "AdminAccount",
@@ -178,23 +173,23 @@ def units(
     positive: bool = True,
     maximum: int | None = None,
 ) -> int | None:
-    """A request decimal -> integer minor units, or a 422 with a stable code."""
+    """A request decimal -> integer minor units, or a 422 with a stable code
+    (:class:`api.rules.DecimalRule`). ``maximum`` is in minor units; prices and
+    quantities are bounded by MAX_PRICE and MAX_QUANTITY unless told otherwise."""
     if text is None:
         return None
     if maximum is None:
         maximum = {PRICE_DECIMALS: MAX_PRICE, QUANTITY_DECIMALS: MAX_QUANTITY}.get(decimals)
     try:
-        value = parse_units(text, decimals)
-        if maximum is not None and value > maximum:
-            raise UnitsError("out_of_range", f"{text!r} is above the largest value accepted")
-    except UnitsError as exc:
-        code = "invalid_tick" if exc.code == "too_many_decimals" and name == "price" else exc.code
-        raise ApiError(
-            code if code != "negative_value" else f"invalid_{name}", f"{name}: {exc}"
-        ) from exc
-    if positive and value <= 0:
-        raise ApiError(f"invalid_{name}", f"{name} must be positive")
-    return value
+        return _rule(decimals, positive, maximum).units(text, name)
+    except Refused as refusal:
+        raise refusal.api(name) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _rule(decimals: int, positive: bool, maximum: int | None) -> DecimalRule:
+    whole = None if maximum is None else -(-maximum // 10**decimals)
+    return DecimalRule(decimals, positive=positive, maximum=whole)
 
 
 @dataclass

@@ -14,14 +14,28 @@ from api.service import ServiceStopped
 from exchange.core import Rejected
 
 __all__ = [
+    "REFUSED",
     "ApiError",
     "ExchangeError",
     "FastJSONResponse",
     "error_body",
     "error_response",
     "install_error_handlers",
+    "refusal_code",
     "status_for",
 ]
+
+
+#: The pydantic error type of the edge's own refusals (api.schemas); its context holds the
+#: stable code.
+REFUSED = "suanli_refused"
+
+
+def refusal_code(error: Any) -> str:
+    """The stable code of one of pydantic's errors: the edge's own, or invalid_request."""
+    if error.get("type") == REFUSED:
+        return str(error.get("ctx", {}).get("code", "invalid_request"))
+    return "invalid_request"
 
 
 class FastJSONResponse(JSONResponse):
@@ -90,6 +104,10 @@ def error_response(exc: ExchangeError) -> tuple[int, dict[str, Any], dict[str, s
     )
 
 
+#: The first part of a pydantic error's location when it names where a value came from.
+_LOCATIONS = {"body", "query", "path", "header"}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def _exchange_error(_: Request, exc: Exception) -> FastJSONResponse:
         assert isinstance(exc, ExchangeError)
@@ -101,10 +119,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> FastJSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        errors = exc.errors()
+        # A forbidden character is named before anything else wrong with the request.
+        first = next(
+            (e for e in errors if refusal_code(e) == "invalid_characters"),
+            errors[0] if errors else {},
+        )
+        loc = tuple(first.get("loc", ()))
+        where = ".".join(str(p) for p in (loc[1:] if loc[:1] and loc[0] in _LOCATIONS else loc))
         message = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
-        return FastJSONResponse(error_body("invalid_request", message[:300]), 422)
+        return FastJSONResponse(error_body(refusal_code(first), message[:300]), 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> FastJSONResponse:

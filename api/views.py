@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from typing import Any
 
+from api.rules import TIME_PATTERN
 from exchange.core import (
     AccountRecord,
     ExchangeCore,
@@ -64,12 +66,17 @@ def _iso(us: int) -> str:
 
 
 def parse_iso(text: str) -> int:
-    """ISO 8601 (``Z`` or an offset; naive means UTC) -> exchange microseconds."""
-    when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
+    """An RFC 3339 time (``2026-11-22T00:00:00Z``, or with an offset such as ``+08:00``)
+    -> exchange microseconds; ValueError for anything else (no naive times, no spaces,
+    no dates alone, at most six fractional digits, which Python would cut silently)."""
+    if _TIME.fullmatch(text) is None:
+        raise ValueError(f"{text[:40]!r} is not an RFC 3339 time such as 2026-11-22T00:00:00Z")
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     delta = when - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_TIME = re.compile(TIME_PATTERN)
 
 
 def format_fraction(value: Fraction | None, units_decimals: int, places: int) -> str | None:

@@ -43,6 +43,7 @@ __all__ = [
     "format_price",
     "format_quantity",
     "format_units",
+    "integer_pattern",
     "mul_bps_ceil",
     "notional",
     "parse_money",
@@ -144,6 +145,12 @@ def decimal_pattern(
     if maximum is not None and maximum >= low:
         forms.append(rf"0*{maximum}(?:\.0+)?")
     return f"^(?:{'|'.join(forms)})$"
+
+
+def integer_pattern(low: int, high: int) -> str:
+    """The integers ``low``..``high`` (non-negative) in ASCII digits, leading zeros
+    allowed, as an anchored regular expression (for ids and cursors sent as text)."""
+    return f"^0*(?:{_integer_range(low, high)})$"
 
 
 def _integer_range(low: int, high: int) -> str:

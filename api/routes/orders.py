@@ -18,25 +18,19 @@ from api.deps import (
     paginate,
     request_account,
     throttle,
-    units,
 )
 from api.endpoint import Handler, Incoming, header, route
 from api.errors import ApiError, FastJSONResponse, error_body
 from api.responses import ERROR_RESPONSES, AccountFillOut, BatchOut, CancelAllOut, OrderOut, Page
-from api.schemas import AmendIn, BatchIn, OrderIn
+from api.rules import Refused
+from api.schemas import PRICE, QUANTITY, AmendIn, BatchIn, OrderIn
 from api.service import Submission
 from api.views import iso, order_view, parse_iso
 from api.wire import OrderWire, decode_batch, decode_order
 from exchange.core import AccountRecord, OrderState, same_order
 from exchange.operations import AmendOrder, CancelAll, CancelOrder, PlaceOrder
 from exchange.orders import OrderType, SelfTradePrevention, Side, TimeInForce
-from exchange.units import (
-    PRICE_DECIMALS,
-    QUANTITY_DECIMALS,
-    format_money,
-    format_price,
-    format_quantity,
-)
+from exchange.units import format_money, format_price, format_quantity
 
 router = APIRouter(prefix="/v1", tags=["orders"], responses=ERROR_RESPONSES)
 
@@ -44,17 +38,22 @@ router = APIRouter(prefix="/v1", tags=["orders"], responses=ERROR_RESPONSES)
 @functools.lru_cache(maxsize=4096)
 def _price(text: str | None) -> int | None:
     """Cached (an ApiError is raised, not cached): prices and sizes repeat."""
-    return units(text, PRICE_DECIMALS, "price")
+    if text is None:
+        return None
+    try:
+        return PRICE.units(text, "price")
+    except Refused as refusal:
+        raise refusal.api("price") from None
 
 
 @functools.lru_cache(maxsize=4096)
 def _quantity(text: str | None) -> int | None:
+    if text is None:
+        return None
     try:
-        return units(text, QUANTITY_DECIMALS, "quantity")
-    except ApiError as exc:
-        if exc.code == "too_many_decimals":
-            raise ApiError("invalid_lot", exc.message) from exc
-        raise
+        return QUANTITY.units(text, "quantity")
+    except Refused as refusal:
+        raise refusal.api("quantity") from None
 
 
 # The wire's literals -> enumeration members, by dictionary (no Enum.__call__).
