@@ -173,9 +173,18 @@ def bootstrap_admin_key(ctx: Context, key: str, name: str = "admin") -> int:
     return int(item.outcome.id)
 
 
-def _document_order_entry(app: FastAPI) -> None:
-    """Document the lean order-entry routes (api.endpoint) and put the pydantic twins of
-    their msgspec-decoded bodies and rendered responses into the OpenAPI components."""
+#: How a request names its account: the key shown once when the account was made.
+BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "Authorization: Bearer <api key>. Admin routes need an admin's key.",
+}
+
+
+def _document(app: FastAPI) -> None:
+    """Document the lean order-entry routes (api.endpoint), put the pydantic twins of
+    their msgspec-decoded bodies and rendered responses into the OpenAPI components, and
+    the bearer key the routes' ``security`` names."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -183,11 +192,13 @@ def _document_order_entry(app: FastAPI) -> None:
             return app.openapi_schema
         schema = original()
         document(schema, orders.ENTRY_ROUTES)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components = schema.setdefault("components", {})
+        models = components.setdefault("schemas", {})
         for model in orders.BODY_MODELS:
             body = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(body.pop("$defs", {}))
-            components[model.__name__] = body
+            models.update(body.pop("$defs", {}))
+            models[model.__name__] = body
+        components["securitySchemes"] = {"bearer": BEARER}
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -220,7 +231,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         telemetry=TELEMETRY_OFF,
     )
     install_error_handlers(app)
-    _document_order_entry(app)
+    _document(app)
     # Order entry first: routes are matched in order, and it is the busiest path.
     app.router.routes[:0] = orders.ENTRY_ROUTES
     for module in (orders, market, operation, accounts, catalog, sellers, web):

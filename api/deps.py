@@ -17,7 +17,8 @@ from fastapi import Depends, Header, Query, Request
 
 from api.db.store import Batch, hash_key
 from api.errors import ApiError
-from api.rules import DecimalRule, Refused
+from api.rules import DecimalRule, Refused, text_refusal
+from api.schemas import MAX_ID, Cursor, Digits
 from api.service import ExchangeService
 from api.settings import Settings
 from exchange.core import AccountRecord
@@ -110,6 +111,10 @@ ContextDep = Annotated[Context, Depends(get_context)]
 def authenticate(ctx: Context, authorization: str | None) -> AccountRecord:
     if not authorization or not authorization.startswith("Bearer "):
         raise ApiError("unauthorized", "send Authorization: Bearer <api key>")
+    # The header arrives as Latin-1: bytes 0x80-0x9F are C1 controls, refused as in text.
+    refusal = text_refusal(authorization)
+    if refusal is not None and refusal.code == "invalid_characters":
+        raise refusal.api("Authorization")
     key = authorization[7:].strip()
     if not key or len(key) > 200:
         raise ApiError("unauthorized", "invalid API key")
@@ -129,15 +134,15 @@ def request_account(request: Request) -> tuple[Context, AccountRecord]:
     return ctx, authenticate(ctx, request.headers.get("authorization"))
 
 
-async def current_account(
-    ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
-) -> AccountRecord:
+#: The Authorization header: documented as the schema's bearer security scheme instead.
+BearerHeader = Annotated[str | None, Header(include_in_schema=False)]
+
+
+async def current_account(ctx: ContextDep, authorization: BearerHeader = None) -> AccountRecord:
     return authenticate(ctx, authorization)
 
 
-async def admin_account(
-    ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
-) -> AccountRecord:
+async def admin_account(ctx: ContextDep, authorization: BearerHeader = None) -> AccountRecord:
     record = authenticate(ctx, authorization)
     if record.role != "admin":
         raise ApiError("forbidden", "an admin key is required")
@@ -145,7 +150,7 @@ async def admin_account(
 
 
 async def optional_account(
-    ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
+    ctx: ContextDep, authorization: BearerHeader = None
 ) -> AccountRecord | None:
     return authenticate(ctx, authorization) if authorization else None
 
@@ -200,10 +205,11 @@ class Page:
 
 async def page_params(
     ctx: ContextDep,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000), Digits()] = 100,
+    cursor: Annotated[Cursor | None, Query()] = None,
 ) -> Page:
-    # Cursors are ids: ASCII digits ("²".isdigit() is true too) within a BIGINT column.
+    # Cursors are ids: ASCII digits ("²".isdigit() is true too) within a BIGINT column
+    # (the Cursor type checks this; checked again here, where the integer is made).
     if cursor is not None and not (
         cursor.isascii() and cursor.isdigit() and int(cursor) <= MAX_CURSOR
     ):
@@ -211,8 +217,8 @@ async def page_params(
     return Page(min(limit, ctx.settings.page_limit_max), int(cursor) if cursor else None)
 
 
-#: The largest cursor: ids are stored in signed 64-bit columns.
-MAX_CURSOR = 2**63 - 1
+#: The largest cursor: ids are stored in signed 64-bit columns (api.schemas.MAX_ID).
+MAX_CURSOR = MAX_ID
 
 
 PageDep = Annotated[Page, Depends(page_params)]

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 from starlette.routing import Route
 
-from api.errors import ApiError, error_body, error_response
+from api.errors import ApiError, allowed_methods, error_body, error_response
 from api.service import ServiceStopped
 from exchange.core import Rejected
 
@@ -233,12 +233,22 @@ class FrontDoor:
             assert isinstance(r.endpoint, Endpoint)
             for method in r.methods or ():
                 self.routes[(method, r.path)] = r.endpoint
+        self.paths = {path for _, path in self.routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = (
             self.routes.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
         )
         if endpoint is None:
+            if scope["type"] == "http" and scope["path"] in self.paths:
+                # Another method on an order-entry path: 405 unless another route serves
+                # it (GET /v1/orders does), rather than let a templated route take the
+                # path as an id (/v1/orders/{order_id} would read "batch" as one).
+                allowed = allowed_methods(scope["app"], scope["path"])
+                if scope["method"] not in allowed:
+                    message = error_body("method_not_allowed", "Method Not Allowed")
+                    await respond(send, 405, message, [(b"allow", ", ".join(allowed).encode())])
+                    return
             await self.app(scope, receive, send)
             return
         max_bytes = body_limit(scope)

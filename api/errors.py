@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from api.service import ServiceStopped
 from exchange.core import Rejected
@@ -18,6 +19,7 @@ __all__ = [
     "ApiError",
     "ExchangeError",
     "FastJSONResponse",
+    "allowed_methods",
     "error_body",
     "error_response",
     "install_error_handlers",
@@ -131,6 +133,29 @@ def install_error_handlers(app: FastAPI) -> None:
         return FastJSONResponse(error_body(refusal_code(first), message[:300]), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> FastJSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return FastJSONResponse(error_body(code, str(exc.detail)), exc.status_code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            allowed = allowed_methods(request.app, request.url.path)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+        return FastJSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers)
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the published schema gives ``path`` (HEAD with GET), for a 405's
+    ``Allow``. Starlette names only the methods of the first route whose path matched,
+    while a path may be served by several (``/v1/orders``: order entry, the list and
+    cancel-all); a literal path wins over a template that also matches it."""
+    paths: dict[str, dict[str, Any]] = app.openapi()["paths"]
+    operations = paths.get(path)
+    if operations is None:
+        operations = next(
+            (ops for template, ops in paths.items() if compile_path(template)[0].match(path)),
+            {},
+        )
+    methods = {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)

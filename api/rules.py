@@ -42,22 +42,26 @@ __all__ = [
 ]
 
 #: Characters no text may hold, as the inside of a regular-expression class (ECMA-262
-#: and Python read these escapes alike).
-FORBIDDEN = r"\u0000-\u001f\u007f-\u009f\u2028\u2029\ud800-\udfff"
+#: and Python read these escapes alike). Lone surrogates are refused too, but are not
+#: written here: JSON Schema's strings are Unicode text, which has none, and regular
+#: expression engines that work on text (Rust's, behind many validators) cannot name them.
+FORBIDDEN = r"\u0000-\u001f\u007f-\u009f\u2028\u2029"
 #: Whitespace that is not a control character (Python's ``str.isspace()`` less the
 #: controls): text may hold it inside, never at either end.
 SPACES = r"\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
 #: One or more characters, none forbidden, no whitespace at either end.
 TEXT_PATTERN = rf"^[^{FORBIDDEN}{SPACES}](?:[^{FORBIDDEN}]*[^{FORBIDDEN}{SPACES}])?$"
 
-#: An RFC 3339 time, UTC (``Z``) or with an offset, to the microsecond.
+#: An RFC 3339 time, UTC (``Z``) or with an offset, to the microsecond, from year 1 (as
+#: Python's datetime).
 TIME_PATTERN = (
-    r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"^(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+    r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
     r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
     r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 
-_FORBIDDEN_RE = re.compile(f"[{FORBIDDEN}]")
+_FORBIDDEN_RE = re.compile(rf"[{FORBIDDEN}\ud800-\udfff]")
 _SPACE_CHARS = frozenset(
     " \u00a0\u1680\u202f\u205f\u3000" + "".join(chr(c) for c in range(0x2000, 0x200B))
 )
@@ -158,13 +162,15 @@ class DecimalRule:
             raise Refused(f"invalid_{field}", f"must be at least {self.minimum}")
         return value
 
-    def check(self, text: str, field: str) -> str:
-        """``text`` if it keeps the rule; else an :class:`ApiError` naming ``field``."""
+    def parse(self, text: str | None, field: str) -> int | None:
+        """``text`` in minor units (None stays None); an :class:`ApiError` naming
+        ``field`` if it breaks the rule."""
+        if text is None:
+            return None
         try:
-            self.units(text, field)
+            return self.units(text, field)
         except Refused as refusal:
             raise refusal.api(field) from None
-        return text
 
 
 def _refusal(exc: UnitsError, text: str, field: str) -> Refused:

@@ -18,12 +18,14 @@ from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError, core_schema
 
 from api.errors import REFUSED
@@ -44,6 +46,7 @@ __all__ = [
     "HOURS",
     "MAX_ADVANCE_SECONDS",
     "MAX_ID",
+    "MAX_JSON_ID",
     "PRICE",
     "PUE",
     "QUANTITY",
@@ -120,6 +123,7 @@ class TextRule(_Rule):
         self.max_length = max_length
         self.pattern = None if pattern is None else re.compile(pattern)
         self.code = code
+        self.mismatch = description or f"does not match {pattern}"
         self.schema = {
             "type": "string",
             "minLength": 1,
@@ -134,7 +138,7 @@ class TextRule(_Rule):
         if refusal is None and not 1 <= len(value) <= self.max_length:
             refusal = Refused(self.code, f"1 to {self.max_length} characters")
         if refusal is None and self.pattern and self.pattern.fullmatch(value) is None:
-            refusal = Refused(self.code, f"does not match {self.pattern.pattern}")
+            refusal = Refused(self.code, self.mismatch)
         if refusal is not None:
             _raise(refusal)
         return value
@@ -237,13 +241,16 @@ CODE_PATTERN = r"^[A-Za-z0-9]*(?:-[A-Za-z0-9]*){0,8}$"
 SYMBOL_PATTERN = r"^[A-Za-z0-9-]+$"
 #: Hardware ids: lowercase slugs (``pricing.catalog``).
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
-#: The largest id: ids are stored in signed 64-bit columns.
+#: The largest id in a path or a cursor: ids are stored in signed 64-bit columns.
 MAX_ID = 2**63 - 1
+#: The largest id in a JSON number: JSON numbers are exact everywhere only up to
+#: 2**53 - 1 (RFC 8259, section 6).
+MAX_JSON_ID = 2**53 - 1
 
 Name = Annotated[str, TextRule(100)]
-Code = Annotated[str, TextRule(32, CODE_PATTERN)]
-Symbol = Annotated[str, TextRule(64, SYMBOL_PATTERN)]
-HardwareId = Annotated[str, TextRule(80, SLUG_PATTERN)]
+Code = Annotated[str, TextRule(32, CODE_PATTERN, description="letters, digits, up to 8 dashes")]
+Symbol = Annotated[str, TextRule(64, SYMBOL_PATTERN, description="letters, digits and dashes")]
+HardwareId = Annotated[str, TextRule(80, SLUG_PATTERN, description="a lowercase slug")]
 
 
 def _time(code: str) -> TextRule:
@@ -256,10 +263,12 @@ IdempotencyKey = Annotated[str, TextRule(100, code="invalid_idempotency_key")]
 #: A ``cursor`` query parameter: the ``next_cursor`` of a previous page.
 Cursor = Annotated[
     str,
-    TextRule(40, integer_pattern(0, MAX_ID), "invalid_cursor", "the next_cursor of a page"),
+    TextRule(
+        40, integer_pattern(0, MAX_ID), "invalid_cursor", "the next_cursor of a previous page"
+    ),
 ]
 #: An id in a path or query parameter.
-Id = Annotated[int, Digits(), Field(ge=1, le=MAX_ID)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID), Digits()]
 
 
 # ---------------------------------------------------------------------- words
@@ -277,6 +286,20 @@ TierStatus = Literal["active", "suspended", "retired"]
 OrderStatus = Literal["open", "partially_filled", "filled", "cancelled", "expired"]
 InstrumentState = Literal["listed", "open", "halted", "closed", "delivering", "settled"]
 ContractState = Literal["open", "delivering", "settled"]
+
+
+def _integral(value: Any) -> Any:
+    """JSON's ``3600.0`` is the integer 3600 (JSON Schema counts it as one); ``true`` is
+    not 1 and ``"3600"`` is not a number (the models are strict). Past 2**53 a float no
+    longer holds the integer that was written, so it stays a float and is refused."""
+    if type(value) is float and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
+
+
+#: Put after an integer's bounds (``Annotated[int, Field(...), INTEGRAL]``): pydantic
+#: writes bounds set after a validator into the schema under names JSON Schema lacks.
+INTEGRAL = BeforeValidator(_integral)
 
 
 class _In(BaseModel):
@@ -329,12 +352,12 @@ class SiteIn(_In):
 
 class PoolIn(_In):
     hardware_id: HardwareId
-    count: int = Field(ge=1, le=1_000_000)
+    count: Annotated[int, Field(ge=1, le=1_000_000), INTEGRAL]
 
 
 class DeliveryIn(_In):
-    pool_id: int = Field(ge=1, le=MAX_ID)
-    device_seconds: int = Field(ge=0, le=10**13)
+    pool_id: Annotated[int, Field(ge=1, le=MAX_JSON_ID), INTEGRAL]
+    device_seconds: Annotated[int, Field(ge=0, le=10**13), INTEGRAL]
 
 
 class HardwareIn(_In):
@@ -388,40 +411,56 @@ class TierIn(_In):
         str, DecimalField(QUANTITY, "a multiple of lot_size, at least min_quantity")
     ]
     price_band_pct: Annotated[str, DecimalField(BAND_PCT)]
-    maker_fee_bps: int = Field(ge=0, le=1000)
-    taker_fee_bps: int = Field(ge=0, le=1000)
+    maker_fee_bps: Annotated[int, Field(ge=0, le=1000), INTEGRAL]
+    taker_fee_bps: Annotated[int, Field(ge=0, le=1000), INTEGRAL]
     shortfall_penalty_pct: Annotated[str, DecimalField(PENALTY_PCT)]
     reference_price: Annotated[str, DecimalField(PRICE, "a multiple of tick_size")]
-    arithmetic_intensity: int | None = Field(default=None, ge=1, le=100_000)
-    window_hours: Annotated[int, OneOf(1, 2, 3, 4, 6, 8, 12, 24)] = 1
-    list_ahead_hours: int = Field(default=24, ge=0, le=24 * 366)
-    gate_closure_minutes: int = Field(default=60, ge=0, le=24 * 60)
+    arithmetic_intensity: Annotated[int, Field(ge=1, le=100_000), INTEGRAL] | None = None
+    window_hours: Annotated[int, OneOf(1, 2, 3, 4, 6, 8, 12, 24), INTEGRAL] = 1
+    list_ahead_hours: Annotated[int, Field(ge=0, le=24 * 366), INTEGRAL] = 24
+    gate_closure_minutes: Annotated[int, Field(ge=0, le=24 * 60), INTEGRAL] = 60
 
 
 class TierPatch(_In):
     status: TierStatus | None = None
-    maker_fee_bps: int | None = Field(default=None, ge=0, le=1000)
-    taker_fee_bps: int | None = Field(default=None, ge=0, le=1000)
+    maker_fee_bps: Annotated[int, Field(ge=0, le=1000), INTEGRAL] | None = None
+    taker_fee_bps: Annotated[int, Field(ge=0, le=1000), INTEGRAL] | None = None
     price_band_pct: Annotated[str, DecimalField(BAND_PCT)] | None = None
     shortfall_penalty_pct: Annotated[str, DecimalField(PENALTY_PCT)] | None = None
     reference_price: (
         Annotated[str, DecimalField(PRICE, "a multiple of the tier's tick_size")] | None
     ) = None
-    list_ahead_hours: int | None = Field(default=None, ge=0, le=24 * 366)
+    list_ahead_hours: Annotated[int, Field(ge=0, le=24 * 366), INTEGRAL] | None = None
 
 
 #: The longest single clock advance: every listing and settlement due runs in that call.
 MAX_ADVANCE_SECONDS = 10 * 366 * 86_400
 
 
+def _absent_by_default(schema: dict[str, Any]) -> None:
+    """A field that is left out rather than null: its schema names no null default."""
+    schema.pop("default", None)
+
+
 class ClockIn(_In):
-    """Exactly one of ``advance_seconds`` and ``to``."""
+    """Exactly one of ``advance_seconds`` and ``to`` (neither may be null)."""
 
-    advance_seconds: int | None = Field(default=None, ge=0, le=MAX_ADVANCE_SECONDS)
-    to: Annotated[str, _time("invalid_time")] | None = None
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["advance_seconds"]}, {"required": ["to"]}]}
+    )
 
-    @model_validator(mode="after")
-    def _one(self) -> ClockIn:
-        if (self.advance_seconds is None) == (self.to is None):
-            raise ValueError("give exactly one of advance_seconds and to")
-        return self
+    advance_seconds: (
+        Annotated[int, Field(ge=0, le=MAX_ADVANCE_SECONDS), INTEGRAL] | SkipJsonSchema[None]
+    ) = Field(default=None, json_schema_extra=_absent_by_default)
+    to: Annotated[str, _time("invalid_time")] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_absent_by_default
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            given = [k for k in ("advance_seconds", "to") if k in data]
+            if len(given) != 1 or data[given[0]] is None:
+                raise ValueError("give exactly one of advance_seconds and to")
+        return data

@@ -3,8 +3,8 @@
 These mirror :class:`api.schemas.OrderIn` and :class:`api.schemas.BatchIn` field for field
 (the OpenAPI schema of the routes is taken from those), with the same refusals: unknown
 fields, wrong types, out-of-range lengths, unknown enumeration values, text that breaks
-the text rule of :mod:`api.rules`, and a key given twice. Decimals are checked where they
-are converted (``api.routes.orders``), by the same rules as the pydantic twins'.
+the text rule of :mod:`api.rules`, decimals outside their rules (the twins' own), times
+that are not RFC 3339, and a key given twice.
 
 A duplicate key cannot be seen once msgspec has decoded a body (the last one wins), and
 parsing every order twice would cost the hottest path a second parse. Counting quotes
@@ -22,6 +22,7 @@ defeats counting) always takes the exact parse.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -29,8 +30,19 @@ import msgspec
 from api.endpoint import check_json
 from api.errors import ApiError
 from api.rules import Refused, text_refusal
+from api.schemas import PRICE, QUANTITY
+from api.views import parse_iso
 
-__all__ = ["BatchWire", "OrderWire", "decode_batch", "decode_order", "to_batch", "to_order"]
+__all__ = [
+    "BatchWire",
+    "OrderWire",
+    "decode_batch",
+    "decode_order",
+    "price_units",
+    "quantity_units",
+    "to_batch",
+    "to_order",
+]
 
 _Dec = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
 
@@ -67,14 +79,39 @@ def _invalid(exc: Exception) -> ApiError:
     return ApiError("invalid_request", message[:300])
 
 
+@functools.lru_cache(maxsize=4096)
+def price_units(text: str | None) -> int | None:
+    """A price in minor units. Cached (an ApiError is raised, not cached): prices and
+    sizes repeat."""
+    return PRICE.parse(text, "price")
+
+
+@functools.lru_cache(maxsize=4096)
+def quantity_units(text: str | None) -> int | None:
+    """A quantity in minor units, cached like :func:`price_units`."""
+    return QUANTITY.parse(text, "quantity")
+
+
 def _checked(order: OrderWire, where: str = "") -> OrderWire:
-    """The order, if its text fields keep the text rule."""
+    """The order, if it keeps the rules the schema states: text, decimals and times. (A
+    batch that breaks them is refused whole; what the exchange refuses, a price off the
+    tick say, refuses one order of it.)"""
     for name in _TEXT:
         value = getattr(order, name)
         if value is not None:
             refusal: Refused | None = text_refusal(value)
             if refusal is not None:
                 raise refusal.api(where + name)
+    try:
+        price_units(order.price)
+        quantity_units(order.quantity)
+    except ApiError as exc:
+        raise ApiError(exc.code, where + exc.message) from None
+    if order.expire_time is not None:
+        try:
+            parse_iso(order.expire_time)
+        except ValueError as exc:
+            raise ApiError("invalid_expire_time", f"{where}expire_time: {exc}") from None
     return order
 
 

@@ -17,30 +17,35 @@ from api.deps import (
     CurrentAccount,
     PageDep,
     generate_key,
-    units,
 )
 from api.errors import FastJSONResponse
 from api.responses import (
-    ERROR_RESPONSES,
+    BODY,
     AccountCreatedOut,
     AccountOut,
     LedgerEntryOut,
     Page,
     TransferOut,
+    answers,
 )
 from api.routes.common import submit_idempotent
-from api.schemas import AccountIn, AmountIn
+from api.schemas import AMOUNT, AccountIn, AmountIn, Id, IdempotencyKey
 from api.views import account_view, transfer_view
 from exchange.core import AccountRecord
 from exchange.ledger import AccountKind, Transfer, TransferCode
 from exchange.operations import CreateAccount, Deposit, Withdraw
-from exchange.units import MONEY_DECIMALS, parse_money
+from exchange.units import parse_money
 
-router = APIRouter(prefix="/v1", tags=["accounts"], responses=ERROR_RESPONSES)
-IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+router = APIRouter(prefix="/v1", tags=["accounts"])
+IdemKey = Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")]
 
 
-@router.post("/admin/accounts", status_code=201, response_model=AccountCreatedOut)
+@router.post(
+    "/admin/accounts",
+    status_code=201,
+    response_model=AccountCreatedOut,
+    **answers(*BODY, 503, key="admin"),
+)
 async def create_account(
     body: AccountIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
 ) -> FastJSONResponse:
@@ -77,7 +82,7 @@ async def _money_movement(
     admin: AccountRecord,
     idempotency_key: str | None,
 ) -> FastJSONResponse:
-    amount = units(body.amount, MONEY_DECIMALS, "amount") or 0
+    amount = AMOUNT.parse(body.amount, "amount") or 0
     return await submit_idempotent(
         ctx,
         admin,
@@ -88,9 +93,14 @@ async def _money_movement(
     )
 
 
-@router.post("/admin/accounts/{account_id}/deposits", status_code=201, response_model=TransferOut)
+@router.post(
+    "/admin/accounts/{account_id}/deposits",
+    status_code=201,
+    response_model=TransferOut,
+    **answers(*BODY, 404, 503, key="admin"),
+)
 async def deposit(
-    account_id: int,
+    account_id: Id,
     body: AmountIn,
     ctx: ContextDep,
     admin: AdminAccount,
@@ -100,10 +110,13 @@ async def deposit(
 
 
 @router.post(
-    "/admin/accounts/{account_id}/withdrawals", status_code=201, response_model=TransferOut
+    "/admin/accounts/{account_id}/withdrawals",
+    status_code=201,
+    response_model=TransferOut,
+    **answers(*BODY, 404, 503, key="admin"),
 )
 async def withdraw(
-    account_id: int,
+    account_id: Id,
     body: AmountIn,
     ctx: ContextDep,
     admin: AdminAccount,
@@ -113,12 +126,12 @@ async def withdraw(
     return await _money_movement(Withdraw, account_id, body, ctx, admin, idempotency_key)
 
 
-@router.get("/account", response_model=AccountOut)
+@router.get("/account", response_model=AccountOut, **answers(422, key="key"))
 async def my_account(ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
     return account_view(ctx.service.core, account)
 
 
-@router.get("/account/ledger", response_model=Page[LedgerEntryOut])
+@router.get("/account/ledger", response_model=Page[LedgerEntryOut], **answers(422, 503, key="key"))
 async def my_ledger(ctx: ContextDep, account: CurrentAccount, page: PageDep) -> dict[str, Any]:
     """The account's ledger entries, oldest first, from the durable transfer table."""
     table = TransferRow.__table__  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import AdminAccount, ContextDep
 from api.errors import ApiError
-from api.responses import ERROR_RESPONSES, ClockOut, HealthOut
+from api.responses import BODY, ClockOut, HealthOut, answers
 from api.schemas import MAX_ADVANCE_SECONDS, ClockIn
 from api.views import iso, parse_iso
 from exchange.operations import AdvanceClock
@@ -34,7 +34,7 @@ async def clock(ctx: ContextDep) -> dict[str, Any]:
     return {"now": iso(ctx.service.core.now), "mode": ctx.service.clock}
 
 
-@router.post("/admin/clock", response_model=ClockOut, responses=ERROR_RESPONSES)
+@router.post("/admin/clock", response_model=ClockOut, **answers(*BODY, 409, 503, key="admin"))
 async def advance_clock(body: ClockIn, ctx: ContextDep, _: AdminAccount) -> dict[str, Any]:
     """Simulated clock only: run every listing, gate closure, delivery and settlement due."""
     service = ctx.service
