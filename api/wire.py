@@ -23,6 +23,8 @@ defeats counting) always takes the exact parse.
 from __future__ import annotations
 
 import functools
+import json
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -63,6 +65,11 @@ class OrderWire(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class BatchWire(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     orders: Annotated[list[OrderWire], msgspec.Meta(min_length=1, max_length=100)]
 
+
+#: A \u escape of a UTF-16 surrogate (half of a pair, or a lone one).
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+_LONE = re.compile("[\ud800-\udfff]")
 
 _order = msgspec.json.Decoder(OrderWire)
 _batch = msgspec.json.Decoder(BatchWire)
@@ -146,9 +153,38 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
             body.decode("utf-8")
         except UnicodeDecodeError:
             raise ApiError("invalid_encoding", "the body is not UTF-8", 400) from exc
+        where = _surrogate_at(body) if _SURROGATE.search(body) else None
+        if where is not None:
+            # msgspec refuses a lone surrogate (``"\ud800"``) as malformed JSON; it is
+            # JSON, and refused like any other forbidden character.
+            raise ApiError(
+                "invalid_characters", f"{where}: a lone UTF-16 surrogate is not allowed"
+            ) from exc
         raise _invalid(exc) from exc
     except RecursionError as exc:
         raise ApiError("invalid_request", "the body is nested too deeply") from exc
+
+
+def _surrogate_at(body: bytes) -> str | None:
+    """Where (``orders.0.client_order_id``) the JSON ``body`` holds a string with a lone
+    surrogate, if it is JSON that Python reads and it does."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+    def find(node: Any, path: str) -> str | None:
+        if isinstance(node, str):
+            return path if _LONE.search(node) else None
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        if isinstance(node, dict | list):
+            for key, child in items:
+                found = find(child, f"{path}.{key}" if path else str(key))
+                if found is not None:
+                    return found
+        return None
+
+    return find(value, "")
 
 
 def decode_order(body: bytes) -> OrderWire:
