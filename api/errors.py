@@ -128,7 +128,11 @@ def install_error_handlers(app: FastAPI) -> None:
             errors[0] if errors else {},
         )
         loc = tuple(first.get("loc", ()))
-        where = ".".join(str(p) for p in (loc[1:] if loc[:1] and loc[0] in _LOCATIONS else loc))
+        if loc[:1] and loc[0] in _LOCATIONS:
+            loc = loc[1:]
+        # Field names and indices; not the tags pydantic adds for a union's members
+        # ("constrained-int", "function-after[...]").
+        where = ".".join(str(p) for p in loc if isinstance(p, int) or str(p).isidentifier())
         message = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
         return FastJSONResponse(error_body(refusal_code(first), message[:300]), 422)
 
