@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -106,6 +107,8 @@ def error_response(exc: ExchangeError) -> tuple[int, dict[str, Any], dict[str, s
     )
 
 
+_UNION_TAG = re.compile(r"[a-z]+(?:-[a-z]+)+(?:\[.*\])?|[a-z-]+\[.*\]")
+
 #: The first part of a pydantic error's location when it names where a value came from.
 _LOCATIONS = {"body", "query", "path", "header"}
 
@@ -130,9 +133,9 @@ def install_error_handlers(app: FastAPI) -> None:
         loc = tuple(first.get("loc", ()))
         if loc[:1] and loc[0] in _LOCATIONS:
             loc = loc[1:]
-        # Field names and indices; not the tags pydantic adds for a union's members
-        # ("constrained-int", "function-after[...]").
-        where = ".".join(str(p) for p in loc if isinstance(p, int) or str(p).isidentifier())
+        # Not the tags pydantic adds for a union's members ("constrained-int",
+        # "function-after[...]"): fields and headers are named as sent.
+        where = ".".join(str(p) for p in loc if not _UNION_TAG.fullmatch(str(p)))
         message = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
         return FastJSONResponse(error_body(refusal_code(first), message[:300]), 422)
 
