@@ -40,6 +40,7 @@ __all__ = [
     "iso",
     "order_view",
     "parse_iso",
+    "parse_time",
     "pool_view",
     "site_view",
     "tier_view",
@@ -66,14 +67,23 @@ def _iso(us: int) -> str:
 
 
 def parse_iso(text: str) -> int:
-    """An RFC 3339 time (``2026-11-22T00:00:00Z``, or with an offset such as ``+08:00``)
-    -> exchange microseconds; ValueError for anything else (no naive times, no spaces,
-    no dates alone, at most six fractional digits, which Python would cut silently)."""
-    if _TIME.fullmatch(text) is None:
-        raise ValueError(f"{text[:40]!r} is not an RFC 3339 time such as 2026-11-22T00:00:00Z")
-    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """ISO 8601 (``Z`` or an offset; naive means UTC) -> exchange microseconds. For an
+    operator's input (``--start``); what a request sends goes through :func:`parse_time`."""
+    when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
     delta = when - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def parse_time(text: str) -> int:
+    """An RFC 3339 time from a request (``2026-11-22T00:00:00Z``, or with an offset such
+    as ``+08:00``) -> exchange microseconds; ValueError for anything else: no naive
+    times, no spaces, no dates alone, at most six fractional digits (which Python's
+    parser would cut silently)."""
+    if _TIME.fullmatch(text) is None:
+        raise ValueError(f"{text[:40]!r} is not an RFC 3339 time such as 2026-11-22T00:00:00Z")
+    return parse_iso(text)
 
 
 _TIME = re.compile(TIME_PATTERN)

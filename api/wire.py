@@ -33,7 +33,7 @@ from api.endpoint import check_json
 from api.errors import ApiError
 from api.rules import Refused, text_refusal
 from api.schemas import PRICE, QUANTITY
-from api.views import parse_iso
+from api.views import parse_time
 
 __all__ = [
     "BatchWire",
@@ -116,7 +116,7 @@ def _checked(order: OrderWire, where: str = "") -> OrderWire:
         raise ApiError(exc.code, where + exc.message) from None
     if order.expire_time is not None:
         try:
-            parse_iso(order.expire_time)
+            parse_time(order.expire_time)
         except ValueError as exc:
             raise ApiError("invalid_expire_time", f"{where}expire_time: {exc}") from None
     return order

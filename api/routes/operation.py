@@ -10,7 +10,7 @@ from api.deps import AdminAccount, ContextDep
 from api.errors import ApiError
 from api.responses import BODY, ClockOut, HealthOut, answers
 from api.schemas import MAX_ADVANCE_SECONDS, ClockIn
-from api.views import iso, parse_iso
+from api.views import iso, parse_time
 from exchange.operations import AdvanceClock
 
 router = APIRouter(prefix="/v1", tags=["operation"])
@@ -42,7 +42,7 @@ async def advance_clock(body: ClockIn, ctx: ContextDep, _: AdminAccount) -> dict
         raise ApiError("clock_not_simulated", "the exchange runs on the real clock")
     if body.to is not None:
         try:
-            target = parse_iso(body.to)
+            target = parse_time(body.to)
         except ValueError as exc:
             raise ApiError("invalid_time", f"to: {exc}") from exc
         # Bounded like advance_seconds: every listing and settlement due runs in this call.

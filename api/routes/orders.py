@@ -33,7 +33,7 @@ from api.responses import (
 )
 from api.schemas import AmendIn, BatchIn, Id, OrderIn, OrderStatus, Symbol
 from api.service import Submission
-from api.views import iso, order_view, parse_iso
+from api.views import iso, order_view, parse_time
 from api.wire import OrderWire, decode_batch, decode_order, price_units, quantity_units
 from exchange.core import AccountRecord, OrderState, same_order
 from exchange.operations import AmendOrder, CancelAll, CancelOrder, PlaceOrder
@@ -59,7 +59,7 @@ def to_operation(account: AccountRecord, body: OrderWire) -> PlaceOrder:
     expire = None
     if body.expire_time is not None:
         try:
-            expire = parse_iso(body.expire_time)
+            expire = parse_time(body.expire_time)
         except ValueError as exc:
             raise ApiError("invalid_expire_time", f"expire_time: {exc}") from exc
     return PlaceOrder(
