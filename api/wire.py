@@ -32,7 +32,7 @@ import msgspec
 from api.endpoint import check_json
 from api.errors import ApiError
 from api.rules import Refused, text_refusal
-from api.schemas import PRICE, QUANTITY
+from api.schemas import PRICE, QUANTITY, SYMBOL_PATTERN
 from api.views import parse_time
 
 __all__ = [
@@ -70,13 +70,12 @@ class BatchWire(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 _LONE = re.compile("[\ud800-\udfff]")
+_SYMBOL = re.compile(SYMBOL_PATTERN)
 
 _order = msgspec.json.Decoder(OrderWire)
 _batch = msgspec.json.Decoder(BatchWire)
 #: The quoted field names: the only keys an order may hold, so the only ones it can repeat.
 _LITERALS = tuple(f'"{name}"'.encode() for name in OrderWire.__struct_fields__)
-#: Fields whose text keeps the text rule here (decimals are checked as they are parsed).
-_TEXT = ("instrument", "client_order_id", "expire_time")
 
 
 def _invalid(exc: Exception) -> ApiError:
@@ -99,16 +98,31 @@ def quantity_units(text: str | None) -> int | None:
     return QUANTITY.parse(text, "quantity")
 
 
-def _checked(order: OrderWire, where: str = "") -> OrderWire:
-    """The order, if it keeps the rules the schema states: text, decimals and times. (A
-    batch that breaks them is refused whole; what the exchange refuses, a price off the
-    tick say, refuses one order of it.)"""
-    for name in _TEXT:
-        value = getattr(order, name)
+def _text_checked(order: OrderWire, where: str = "") -> OrderWire:
+    """The order, if its text keeps the text rule and its symbol the symbol pattern. (Its
+    decimals and time are checked as they are converted: :func:`api.routes.orders.
+    to_operation`, with the same codes.)"""
+    if _SYMBOL.fullmatch(order.instrument) is None:
+        refusal = text_refusal(order.instrument) or Refused(
+            "invalid_request", "letters, digits and dashes"
+        )
+        raise refusal.api(where + "instrument")
+    for name, value in (
+        ("client_order_id", order.client_order_id),
+        ("expire_time", order.expire_time),
+    ):
         if value is not None:
-            refusal: Refused | None = text_refusal(value)
-            if refusal is not None:
-                raise refusal.api(where + name)
+            refused = text_refusal(value)
+            if refused is not None:
+                raise refused.api(where + name)
+    return order
+
+
+def _checked(order: OrderWire, where: str) -> OrderWire:
+    """The order of a batch, if it keeps every rule the schema states: a batch that breaks
+    one is refused whole, while what the exchange refuses (a price off the tick, say)
+    refuses one order of it."""
+    _text_checked(order, where)
     try:
         price_units(order.price)
         quantity_units(order.quantity)
@@ -196,7 +210,7 @@ def decode_order(body: bytes) -> OrderWire:
             if body.count(literal) > 1:
                 check_json(body)
                 break
-    return _checked(order)
+    return _text_checked(order)
 
 
 def decode_batch(body: bytes) -> BatchWire:
@@ -211,9 +225,10 @@ def decode_batch(body: bytes) -> BatchWire:
 def to_order(value: object) -> OrderWire:
     """An already-parsed JSON object (a WebSocket message) -> an order body."""
     try:
-        return _checked(msgspec.convert(value, OrderWire))
+        order = msgspec.convert(value, OrderWire)
     except msgspec.ValidationError as exc:
         raise _invalid(exc) from exc
+    return _text_checked(order)
 
 
 def to_batch(value: object) -> BatchWire:
