@@ -190,9 +190,8 @@ def _surrogate_at(body: bytes) -> str | None:
     def find(node: Any, path: str) -> str | None:
         if isinstance(node, str):
             return path if _LONE.search(node) else None
-        items = node.items() if isinstance(node, dict) else enumerate(node)
         if isinstance(node, dict | list):
-            for key, child in items:
+            for key, child in node.items() if isinstance(node, dict) else enumerate(node):
                 found = find(child, f"{path}.{key}" if path else str(key))
                 if found is not None:
                     return found
