@@ -260,45 +260,44 @@ def test_a_sign_is_refused_where_no_negative_is_allowed(api: Api) -> None:
     assert api.operations() == before
 
 
-@pytest.mark.parametrize(
-    ("url", "body", "field"),
-    [
-        ("/v1/contracts/1/deliveries", {"pool_id": 1, "device_seconds": "3600"}, "device_seconds"),
-        ("/v1/contracts/1/deliveries", {"pool_id": True, "device_seconds": 3600}, "pool_id"),
-        ("/v1/contracts/1/deliveries", {"pool_id": 1, "device_seconds": 3600.5}, "device_seconds"),
-        ("/v1/admin/clock", {"advance_seconds": True}, "advance_seconds"),
-        ("/v1/admin/clock", {"advance_seconds": "60"}, "advance_seconds"),
-        ("/v1/admin/clock", {"advance_seconds": 60, "to": None}, ""),
-        ("/v1/sites/1/pools", {"hardware_id": H100, "count": True}, "count"),
-        ("/v1/sites/1/pools", {"hardware_id": H100, "count": "2"}, "count"),
-        ("/v1/admin/tiers", {**TIER_BODY, "code": "T2", "maker_fee_bps": "5"}, "maker_fee_bps"),
-        ("/v1/admin/tiers", {**TIER_BODY, "code": "T2", "window_hours": True}, "window_hours"),
-        ("/v1/admin/tiers", {**TIER_BODY, "code": "T2", "window_hours": 5}, "window_hours"),
-        (
-            "/v1/admin/hardware",
-            {
-                "vendor": "A",
-                "model": "B",
-                "peak_tflops": {"fp16": "1"},
-                "source": "s",
-                "confirmed": "true",
-            },
-            "confirmed",
-        ),
-        (
-            "/v1/orders",
-            {"instrument": "X", "side": "buy", "quantity": "1", "post_only": 1},
-            "post_only",
-        ),
-    ],
-)
-def test_numbers_and_booleans_are_strict(
-    api: Api, url: str, body: dict[str, Any], field: str
-) -> None:
+#: (url, body, the field named): strings, booleans and fractions where integers go.
+NOT_NUMBERS: list[tuple[str, dict[str, Any], str]] = [
+    ("/v1/contracts/1/deliveries", {"pool_id": 1, "device_seconds": "3600"}, "device_seconds"),
+    ("/v1/contracts/1/deliveries", {"pool_id": True, "device_seconds": 3600}, "pool_id"),
+    ("/v1/contracts/1/deliveries", {"pool_id": 1, "device_seconds": 3600.5}, "device_seconds"),
+    ("/v1/admin/clock", {"advance_seconds": True}, "advance_seconds"),
+    ("/v1/admin/clock", {"advance_seconds": "60"}, "advance_seconds"),
+    ("/v1/admin/clock", {"advance_seconds": 60, "to": None}, ""),
+    ("/v1/sites/1/pools", {"hardware_id": H100, "count": True}, "count"),
+    ("/v1/sites/1/pools", {"hardware_id": H100, "count": "2"}, "count"),
+    ("/v1/admin/tiers", {**TIER_BODY, "code": "T2", "maker_fee_bps": "5"}, "maker_fee_bps"),
+    ("/v1/admin/tiers", {**TIER_BODY, "code": "T2", "window_hours": True}, "window_hours"),
+    ("/v1/admin/tiers", {**TIER_BODY, "code": "T2", "window_hours": 5}, "window_hours"),
+    (
+        "/v1/admin/hardware",
+        {
+            "vendor": "A",
+            "model": "B",
+            "peak_tflops": {"fp16": "1"},
+            "source": "s",
+            "confirmed": "true",
+        },
+        "confirmed",
+    ),
+    (
+        "/v1/orders",
+        {"instrument": "X", "side": "buy", "quantity": "1", "post_only": 1},
+        "post_only",
+    ),
+]
+
+
+def test_numbers_and_booleans_are_strict(api: Api) -> None:
     s = Setup(api)
-    headers = ADMIN if url.startswith("/v1/admin/") else s.a.headers
     before = api.operations()
-    refused(api.post(url, json=body, headers=headers), "invalid_request", field)
+    for url, body, field in NOT_NUMBERS:
+        headers = ADMIN if url.startswith("/v1/admin/") else s.a.headers
+        refused(api.post(url, json=body, headers=headers), "invalid_request", field)
     assert api.operations() == before
 
 
@@ -426,32 +425,41 @@ def test_a_key_given_twice_is_refused(api: Api) -> None:
     assert r["results"][0]["client_order_id"] == "orders"
 
 
-@pytest.mark.parametrize("depth", [100, 100_000])
-def test_deeply_nested_bodies_get_a_4xx(crash_safe: Api, depth: int) -> None:
+def test_deeply_nested_bodies_get_a_4xx(crash_safe: Api) -> None:
     api = crash_safe
     s = Setup(api)
     a = {**s.a.headers, "Content-Type": "application/json"}
     admin = {**ADMIN, "Content-Type": "application/json"}
-    deep = "[" * depth + "]" * depth
     before = api.operations()
-    for url, headers, content in [
-        ("/v1/admin/accounts", admin, '{"name": ' + deep + "}"),
-        ("/v1/admin/accounts", admin, deep),
-        ("/v1/sites", a, '{"x": ' + deep + "}"),
-        ("/v1/orders", a, '{"instrument": ' + deep + "}"),
-        ("/v1/orders", a, deep),
-        ("/v1/orders/batch", a, '{"orders": [' + deep + "]}"),
-        ("/v1/orders/batch", a, '{"orders": ' + deep + "}"),
-    ]:
+    for url, headers, content in (
+        (url, h, c.replace("DEEP", deep))
+        for deep in ("[" * 100 + "]" * 100, "[" * 100_000 + "]" * 100_000)
+        for url, h, c in [
+            ("/v1/admin/accounts", admin, '{"name": DEEP}'),
+            ("/v1/admin/accounts", admin, "DEEP"),
+            ("/v1/sites", a, '{"x": DEEP}'),
+            ("/v1/orders", a, '{"instrument": DEEP}'),
+            ("/v1/orders", a, "DEEP"),
+            ("/v1/orders/batch", a, '{"orders": [DEEP]}'),
+            ("/v1/orders/batch", a, '{"orders": DEEP}'),
+        ]
+    ):
         r = api.post(url, content=content.encode(), headers=headers)
         assert_error(r, 422)
     assert api.operations() == before
 
 
 # ---------------------------------------------------------------------- media types, methods
-@pytest.mark.parametrize(
-    "content_type",
-    [
+def test_a_body_must_be_declared_json(api: Api) -> None:
+    s = Setup(api)
+    order = json.dumps({"instrument": s.sym, "side": "buy", "price": "19", "quantity": "1"})
+    before = api.operations()
+    targets = [
+        ("/v1/orders", s.a.headers, order),
+        ("/v1/orders/batch", s.a.headers, '{"orders": [' + order + "]}"),
+        (f"/v1/admin/accounts/{s.a.id}/deposits", ADMIN, '{"amount": "1"}'),
+    ]
+    for content_type in [
         None,
         "text/plain",
         "application/x-www-form-urlencoded",
@@ -459,44 +467,22 @@ def test_deeply_nested_bodies_get_a_4xx(crash_safe: Api, depth: int) -> None:
         "application/json; charset=latin-1",
         "application/jsonp",
         "json",
-    ],
-)
-def test_a_body_must_be_declared_json(api: Api, content_type: str | None) -> None:
-    s = Setup(api)
-    order = json.dumps({"instrument": s.sym, "side": "buy", "price": "19", "quantity": "1"})
-    before = api.operations()
-    for url, headers, content in [
-        ("/v1/orders", s.a.headers, order),
-        ("/v1/orders/batch", s.a.headers, '{"orders": [' + order + "]}"),
-        (f"/v1/admin/accounts/{s.a.id}/deposits", ADMIN, '{"amount": "1"}'),
     ]:
-        h = dict(headers)
-        if content_type is not None:
-            h["Content-Type"] = content_type
-        r = api.post(url, content=content.encode(), headers=h)
-        refused(r, "unsupported_media_type")
+        for url, headers, content in targets:
+            h = dict(headers)
+            if content_type is not None:
+                h["Content-Type"] = content_type
+            refused(api.post(url, content=content.encode(), headers=h), "unsupported_media_type")
     assert api.operations() == before
-
-
-@pytest.mark.parametrize(
-    "content_type",
-    [
+    for content_type in [
         "application/json; charset=utf-8",
         "application/json;charset=UTF-8",
         "application/vnd.api+json",
-    ],
-)
-def test_json_media_types_are_accepted(api: Api, content_type: str) -> None:
-    s = Setup(api)
-    order = json.dumps({"instrument": s.sym, "side": "buy", "price": "19", "quantity": "1"})
-    h = {**s.a.headers, "Content-Type": content_type}
-    assert api.post("/v1/orders", content=order.encode(), headers=h).status_code == 201
-    r = api.post(
-        f"/v1/admin/accounts/{s.a.id}/deposits",
-        content=b'{"amount": "1"}',
-        headers={**ADMIN, "Content-Type": content_type},
-    )
-    assert r.status_code == 201, r.text
+    ]:
+        for url, headers, content in targets:
+            h = {**headers, "Content-Type": content_type}
+            r = api.post(url, content=content.encode(), headers=h)
+            assert r.status_code in (200, 201), (content_type, url, r.text)
 
 
 def test_405_names_every_method_of_its_path(api: Api) -> None:
