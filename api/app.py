@@ -12,12 +12,15 @@ from api.deps import Context
 from api.endpoint import (
     DEFAULT_MAX_BODY_BYTES,
     FrontDoor,
+    check_json,
     declared_too_large,
     document,
+    is_json,
+    refuse_media_type,
     respond,
     too_large,
 )
-from api.errors import FastJSONResponse, install_error_handlers
+from api.errors import ApiError, FastJSONResponse, error_body, install_error_handlers
 from api.routes import accounts, catalog, market, operation, orders, sellers, web
 from api.service import tune_gc
 from api.settings import Settings
@@ -43,7 +46,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class BodySizeLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, declared or streamed."""
+    """Refuse request bodies over ``max_bytes`` with 413, declared or streamed; and, for
+    the methods that take a body, bodies that are not declared JSON (422
+    ``unsupported_media_type``) or that a lenient parser would misread: a key twice in
+    one object, nesting past the parser's stack, text that is not UTF-8
+    (:func:`api.endpoint.check_json`). The routes parse the body again: these are the
+    low-volume routes (order entry is served before this, by FrontDoor)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -73,8 +81,22 @@ class BodySizeLimit:
             chunks.append(body)
             if not message.get("more_body", False):
                 break
-        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        body = b"".join(chunks)
+        if body and scope["method"] in _BODY_METHODS:
+            if not is_json(scope["headers"]):
+                await respond(send, 422, refuse_media_type())
+                return
+            try:
+                check_json(body)
+            except ApiError as exc:
+                await respond(send, exc.status, error_body(exc.code, exc.message))
+                return
+        whole = {"type": "http.request", "body": body, "more_body": False}
         await self.app(scope, _replay([whole], receive), send)
+
+
+#: The methods whose requests carry a body the routes read.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
@@ -101,9 +123,18 @@ class SuanliApp(FastAPI):
         return FrontDoor(super().build_middleware_stack(), orders.ENTRY_ROUTES)
 
 
-def _document_order_entry(app: FastAPI) -> None:
-    """Document the lean order-entry routes (api.endpoint) and put the pydantic twins of
-    their msgspec-decoded bodies and rendered responses into the OpenAPI components."""
+#: How a request names its account: the key shown once when the account was made.
+BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "Authorization: Bearer <api key>. Admin routes need an admin's key.",
+}
+
+
+def _document(app: FastAPI) -> None:
+    """Document the lean order-entry routes (api.endpoint), put the pydantic twins of
+    their msgspec-decoded bodies and rendered responses into the OpenAPI components, and
+    the bearer key the routes' ``security`` names."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -111,11 +142,13 @@ def _document_order_entry(app: FastAPI) -> None:
             return app.openapi_schema
         schema = original()
         document(schema, orders.ENTRY_ROUTES)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components = schema.setdefault("components", {})
+        models = components.setdefault("schemas", {})
         for model in orders.BODY_MODELS:
             body = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(body.pop("$defs", {}))
-            components[model.__name__] = body
+            models.update(body.pop("$defs", {}))
+            models[model.__name__] = body
+        components["securitySchemes"] = {"bearer": BEARER}
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -148,7 +181,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         telemetry=TELEMETRY_OFF,
     )
     install_error_handlers(app)
-    _document_order_entry(app)
+    _document(app)
     # Order entry first: routes are matched in order, and it is the busiest path.
     app.router.routes[:0] = orders.ENTRY_ROUTES
     for module in (orders, market, operation, accounts, catalog, sellers, web):

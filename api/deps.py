@@ -3,6 +3,7 @@ decimal parsing and idempotency keys."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -15,17 +16,12 @@ from fastapi import Depends, Header, Query, Request
 from api.errors import ApiError
 from api.idempotency import IdempotencyStore
 from api.keys import KeyIndex
+from api.rules import DecimalRule, Refused, text_refusal
+from api.schemas import MAX_ID, Cursor, Digits
 from api.service import ExchangeService
 from api.settings import Settings
 from exchange.core import AccountRecord
-from exchange.units import (
-    MAX_PRICE,
-    MAX_QUANTITY,
-    PRICE_DECIMALS,
-    QUANTITY_DECIMALS,
-    UnitsError,
-    parse_units,
-)
+from exchange.units import MAX_PRICE, MAX_QUANTITY, PRICE_DECIMALS, QUANTITY_DECIMALS
 
 __all__ = [
     "AdminAccount",
@@ -119,6 +115,10 @@ ContextDep = Annotated[Context, Depends(get_context)]
 def authenticate(ctx: Context, authorization: str | None) -> AccountRecord:
     if not authorization or not authorization.startswith("Bearer "):
         raise ApiError("unauthorized", "send Authorization: Bearer <api key>")
+    # The header arrives as Latin-1: bytes 0x80-0x9F are C1 controls, refused as in text.
+    refusal = text_refusal(authorization)
+    if refusal is not None and refusal.code == "invalid_characters":
+        raise refusal.api("Authorization")
     key = authorization[7:].strip()
     if not key or len(key) > 200:
         raise ApiError("unauthorized", "invalid API key")
@@ -138,15 +138,15 @@ def request_account(request: Request) -> tuple[Context, AccountRecord]:
     return ctx, authenticate(ctx, request.headers.get("authorization"))
 
 
-async def current_account(
-    ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
-) -> AccountRecord:
+#: The Authorization header: documented as the schema's bearer security scheme instead.
+BearerHeader = Annotated[str | None, Header(include_in_schema=False)]
+
+
+async def current_account(ctx: ContextDep, authorization: BearerHeader = None) -> AccountRecord:
     return authenticate(ctx, authorization)
 
 
-async def admin_account(
-    ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
-) -> AccountRecord:
+async def admin_account(ctx: ContextDep, authorization: BearerHeader = None) -> AccountRecord:
     record = authenticate(ctx, authorization)
     if record.role != "admin":
         raise ApiError("forbidden", "an admin key is required")
@@ -154,7 +154,7 @@ async def admin_account(
 
 
 async def optional_account(
-    ctx: ContextDep, authorization: Annotated[str | None, Header()] = None
+    ctx: ContextDep, authorization: BearerHeader = None
 ) -> AccountRecord | None:
     return authenticate(ctx, authorization) if authorization else None
 
@@ -193,23 +193,23 @@ def units(
     positive: bool = True,
     maximum: int | None = None,
 ) -> int | None:
-    """A request decimal -> integer minor units, or a 422 with a stable code."""
+    """A request decimal -> integer minor units, or a 422 with a stable code
+    (:class:`api.rules.DecimalRule`). ``maximum`` is in minor units; prices and
+    quantities are bounded by MAX_PRICE and MAX_QUANTITY unless told otherwise."""
     if text is None:
         return None
     if maximum is None:
         maximum = {PRICE_DECIMALS: MAX_PRICE, QUANTITY_DECIMALS: MAX_QUANTITY}.get(decimals)
     try:
-        value = parse_units(text, decimals)
-        if maximum is not None and value > maximum:
-            raise UnitsError("out_of_range", f"{text!r} is above the largest value accepted")
-    except UnitsError as exc:
-        code = "invalid_tick" if exc.code == "too_many_decimals" and name == "price" else exc.code
-        raise ApiError(
-            code if code != "negative_value" else f"invalid_{name}", f"{name}: {exc}"
-        ) from exc
-    if positive and value <= 0:
-        raise ApiError(f"invalid_{name}", f"{name} must be positive")
-    return value
+        return _rule(decimals, positive, maximum).units(text, name)
+    except Refused as refusal:
+        raise refusal.api(name) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _rule(decimals: int, positive: bool, maximum: int | None) -> DecimalRule:
+    whole = None if maximum is None else -(-maximum // 10**decimals)
+    return DecimalRule(decimals, positive=positive, maximum=whole)
 
 
 @dataclass
@@ -220,10 +220,11 @@ class Page:
 
 async def page_params(
     ctx: ContextDep,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000), Digits()] = 100,
+    cursor: Annotated[Cursor | None, Query()] = None,
 ) -> Page:
-    # Cursors are ids: ASCII digits ("²".isdigit() is true too) within a BIGINT column.
+    # Cursors are ids: ASCII digits ("²".isdigit() is true too) within a BIGINT column
+    # (the Cursor type checks this; checked again here, where the integer is made).
     if cursor is not None and not (
         cursor.isascii() and cursor.isdigit() and int(cursor) <= MAX_CURSOR
     ):
@@ -231,8 +232,8 @@ async def page_params(
     return Page(min(limit, ctx.settings.page_limit_max), int(cursor) if cursor else None)
 
 
-#: The largest cursor: ids are stored in signed 64-bit columns.
-MAX_CURSOR = 2**63 - 1
+#: The largest cursor: ids are stored in signed 64-bit columns (api.schemas.MAX_ID).
+MAX_CURSOR = MAX_ID
 
 
 PageDep = Annotated[Page, Depends(page_params)]

@@ -13,6 +13,7 @@ and encode their responses with msgspec.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import msgspec
 from starlette.routing import Route
 
-from api.errors import ApiError, error_body, error_response
+from api.errors import ApiError, allowed_methods, error_body, error_response
 from api.service import ServiceStopped
 from exchange.core import Rejected
 
@@ -31,9 +32,12 @@ __all__ = [
     "Handler",
     "Incoming",
     "body_limit",
+    "check_json",
     "declared_too_large",
     "document",
     "header",
+    "is_json",
+    "refuse_media_type",
     "respond",
     "route",
     "too_large",
@@ -100,6 +104,71 @@ def declared_too_large(headers: Sequence[tuple[bytes, bytes]], max_bytes: int) -
     return False
 
 
+def is_json(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """Whether the request declares a JSON body: ``application/json`` or
+    ``application/<anything>+json``, with parameters, but no charset other than UTF-8."""
+    value = None
+    for name, raw in headers:
+        if name == b"content-type":
+            value = raw
+            break
+    if value is None:
+        return False
+    if value == b"application/json":  # what nearly every client sends
+        return True
+    media, *parameters = value.decode("latin-1").lower().split(";")
+    media = media.strip()
+    kind, _, subtype = media.partition("/")
+    if kind != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        return False
+    for parameter in parameters:
+        key, _, given = parameter.strip().partition("=")
+        if key.strip() == "charset" and given.strip().strip('"') not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+def refuse_media_type() -> dict[str, Any]:
+    """The 422 body for a request body that is not declared JSON."""
+    return error_body(
+        "unsupported_media_type",
+        "a request body is JSON: send Content-Type: application/json",
+    )
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ApiError("duplicate_key", f"the key {key[:64]!r} appears twice in an object")
+            seen.add(key)
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ApiError("invalid_request", f"{name} is not JSON")
+
+
+def check_json(body: bytes) -> Any:
+    """``body`` parsed as JSON, refusing what a lenient parser would let through: a key
+    twice in one object (where the last would silently win) is ``duplicate_key``, nesting
+    deeper than the parser's stack ``invalid_request``, and text that is not UTF-8
+    ``invalid_encoding`` (400). Malformed JSON (Python's ``NaN`` and ``Infinity``
+    included) is ``invalid_request``."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError("invalid_encoding", "the body is not UTF-8", 400) from exc
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise ApiError("invalid_request", "the body is nested too deeply") from exc
+    except ValueError as exc:  # malformed, or an integer past Python's digit limit
+        raise ApiError("invalid_request", f"the body is not valid JSON: {exc}"[:300]) from exc
+
+
 def body_limit(scope: Scope) -> int:
     """The app's request body limit (``SuanliApp.max_body_bytes``)."""
     return int(getattr(scope["app"], "max_body_bytes", DEFAULT_MAX_BODY_BYTES))
@@ -107,7 +176,8 @@ def body_limit(scope: Scope) -> int:
 
 class Endpoint:
     """An ASGI app around a :data:`Handler`, with the app's error mapping and its body
-    limit (streamed bodies are counted: 413 ``request_too_large``)."""
+    limit (streamed bodies are counted: 413 ``request_too_large``); a body must be
+    declared JSON (422 ``unsupported_media_type``)."""
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
@@ -128,7 +198,11 @@ class Endpoint:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        incoming = Incoming(scope["app"].state.context, scope["headers"], b"".join(chunks))
+        body = b"".join(chunks)
+        if body and not is_json(scope["headers"]):
+            await respond(send, 422, refuse_media_type())
+            return
+        incoming = Incoming(scope["app"].state.context, scope["headers"], body)
         extra: list[tuple[bytes, bytes]] = []
         try:
             status, content = await self.handler(incoming)
@@ -147,8 +221,9 @@ class FrontDoor:
     """Serve the lean routes before the app's middleware stack; pass everything else on.
 
     What the skipped layers would have done is done here: an oversized body is refused
-    with 413 (declared length here, streamed in :class:`Endpoint`), and an unexpected
-    exception is logged and answered with a JSON 500 (:class:`Endpoint`).
+    with 413 (declared length here, streamed in :class:`Endpoint`), a body not declared
+    JSON with 422 (:class:`Endpoint`), and an unexpected exception is logged and answered
+    with a JSON 500 (:class:`Endpoint`).
     """
 
     def __init__(self, app: Any, routes: Sequence[Route]) -> None:
@@ -158,12 +233,22 @@ class FrontDoor:
             assert isinstance(r.endpoint, Endpoint)
             for method in r.methods or ():
                 self.routes[(method, r.path)] = r.endpoint
+        self.paths = {path for _, path in self.routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = (
             self.routes.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
         )
         if endpoint is None:
+            if scope["type"] == "http" and scope["path"] in self.paths:
+                # Another method on an order-entry path: 405 unless another route serves
+                # it (GET /v1/orders does), rather than let a templated route take the
+                # path as an id (/v1/orders/{order_id} would read "batch" as one).
+                allowed = allowed_methods(scope["app"], scope["path"])
+                if scope["method"] not in allowed:
+                    message = error_body("method_not_allowed", "Method Not Allowed")
+                    await respond(send, 405, message, [(b"allow", ", ".join(allowed).encode())])
+                    return
             await self.app(scope, receive, send)
             return
         max_bytes = body_limit(scope)

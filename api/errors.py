@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -9,19 +10,35 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from api.service import ProjectionsUnavailable, ServiceStopped
 from exchange.core import Rejected
 
 __all__ = [
+    "REFUSED",
     "ApiError",
     "ExchangeError",
     "FastJSONResponse",
+    "allowed_methods",
     "error_body",
     "error_response",
     "install_error_handlers",
+    "refusal_code",
     "status_for",
 ]
+
+
+#: The pydantic error type of the edge's own refusals (api.schemas); its context holds the
+#: stable code.
+REFUSED = "suanli_refused"
+
+
+def refusal_code(error: Any) -> str:
+    """The stable code of one of pydantic's errors: the edge's own, or invalid_request."""
+    if error.get("type") == REFUSED:
+        return str(error.get("ctx", {}).get("code", "invalid_request"))
+    return "invalid_request"
 
 
 class FastJSONResponse(JSONResponse):
@@ -99,6 +116,12 @@ def error_response(exc: ExchangeError) -> tuple[int, dict[str, Any], dict[str, s
     )
 
 
+_UNION_TAG = re.compile(r"[a-z]+(?:-[a-z]+)+(?:\[.*\])?|[a-z-]+\[.*\]")
+
+#: The first part of a pydantic error's location when it names where a value came from.
+_LOCATIONS = {"body", "query", "path", "header"}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def _exchange_error(_: Request, exc: Exception) -> FastJSONResponse:
         assert isinstance(exc, ExchangeError)
@@ -110,12 +133,45 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> FastJSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        errors = exc.errors()
+        # A forbidden character is named before anything else wrong with the request.
+        first = next(
+            (e for e in errors if refusal_code(e) == "invalid_characters"),
+            errors[0] if errors else {},
+        )
+        loc = tuple(first.get("loc", ()))
+        if loc[:1] and loc[0] in _LOCATIONS:
+            loc = loc[1:]
+        # Not the tags pydantic adds for a union's members ("constrained-int",
+        # "function-after[...]"): fields and headers are named as sent.
+        where = ".".join(str(p) for p in loc if not _UNION_TAG.fullmatch(str(p)))
         message = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
-        return FastJSONResponse(error_body("invalid_request", message[:300]), 422)
+        return FastJSONResponse(error_body(refusal_code(first), message[:300]), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> FastJSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return FastJSONResponse(error_body(code, str(exc.detail)), exc.status_code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            allowed = allowed_methods(request.app, request.url.path)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+        return FastJSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers)
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the published schema gives ``path`` (HEAD with GET), for a 405's
+    ``Allow``. Starlette names only the methods of the first route whose path matched,
+    while a path may be served by several (``/v1/orders``: order entry, the list and
+    cancel-all); a literal path wins over a template that also matches it."""
+    paths: dict[str, dict[str, Any]] = app.openapi()["paths"]
+    operations = paths.get(path)
+    if operations is None:
+        operations = next(
+            (ops for template, ops in paths.items() if compile_path(template)[0].match(path)),
+            {},
+        )
+    methods = {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from typing import Any
 
+from api.rules import TIME_PATTERN
 from exchange.core import (
     AccountRecord,
     ExchangeCore,
@@ -40,6 +42,7 @@ __all__ = [
     "key_view",
     "order_view",
     "parse_iso",
+    "parse_time",
     "pool_view",
     "site_view",
     "tier_view",
@@ -66,12 +69,26 @@ def _iso(us: int) -> str:
 
 
 def parse_iso(text: str) -> int:
-    """ISO 8601 (``Z`` or an offset; naive means UTC) -> exchange microseconds."""
+    """ISO 8601 (``Z`` or an offset; naive means UTC) -> exchange microseconds. For an
+    operator's input (``--start``); what a request sends goes through :func:`parse_time`."""
     when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     delta = when - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def parse_time(text: str) -> int:
+    """An RFC 3339 time from a request (``2026-11-22T00:00:00Z``, or with an offset such
+    as ``+08:00``) -> exchange microseconds; ValueError for anything else: no naive
+    times, no spaces, no dates alone, at most six fractional digits (which Python's
+    parser would cut silently)."""
+    if _TIME.fullmatch(text) is None:
+        raise ValueError(f"{text[:40]!r} is not an RFC 3339 time such as 2026-11-22T00:00:00Z")
+    return parse_iso(text)
+
+
+_TIME = re.compile(TIME_PATTERN)
 
 
 def format_fraction(value: Fraction | None, units_decimals: int, places: int) -> str | None:

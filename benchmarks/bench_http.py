@@ -18,8 +18,9 @@ clients over loopback):
    when --peer-python names a Python with it installed.
 
 Open-order caps and rate limits are raised for the run (SUANLI_MAX_OPEN_ORDERS,
-SUANLI_MAX_OPEN_ORDERS_PER_ACCOUNT, SUANLI_RATE_LIMIT_PER_S=0, SUANLI_CHANGE_RATE_PER_S=0). For each run it reads from /proc the cores the server used, the
-cores of the WebSocket client (which runs in this process), and how busy the machine was.
+SUANLI_MAX_OPEN_ORDERS_PER_ACCOUNT, SUANLI_RATE_LIMIT_PER_S=0, SUANLI_CHANGE_RATE_PER_S=0).
+For each run it reads from /proc the cores the server used, the cores of the WebSocket
+client (which runs in this process), and how busy the machine was.
 Prints a table and the ratios. Not a test: it asserts nothing.
 
     python benchmarks/bench_http.py [--seconds 10] [--postgres-url URL] [--peer-python PY]

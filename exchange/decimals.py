@@ -38,8 +38,10 @@ def parse_decimal(
         raise Rejected("invalid_decimal", f"{name} must be finite")
     if not strict:
         return value
-    exponent = value.as_tuple().exponent
+    _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)  # finite
+    # Trailing zeros add no precision (and normalize() may overflow a huge exponent).
+    exponent += len(digits) - len("".join(map(str, digits)).rstrip("0") or "0")
     if exponent < -DECIMAL_EXPONENT_MAX or value.adjusted() > DECIMAL_EXPONENT_MAX:
         raise Rejected("invalid_decimal", f"{name} is out of range")
     if len(str(value)) > column:

@@ -13,6 +13,11 @@ cost on the matching hot path:
 A tier's tick and lot are multiples of these units, so changing a tier's tick never
 reinterprets a stored price. Conversions to and from decimal strings are exact and refuse
 what they cannot represent (too many decimals, NaN, infinity, exponents, absurd sizes).
+
+The decimal grammar is strict and lives here once: ASCII digits, at most one point with
+digits on both sides, a leading ``-`` only where negatives are allowed; no spaces, no
+``+``, no exponent, no other script's digits. :func:`decimal_pattern` writes the same
+grammar (with a range) as a regular expression for the published API schema.
 """
 
 from __future__ import annotations
@@ -33,10 +38,12 @@ __all__ = [
     "Price",
     "Quantity",
     "UnitsError",
+    "decimal_pattern",
     "format_money",
     "format_price",
     "format_quantity",
     "format_units",
+    "integer_pattern",
     "mul_bps_ceil",
     "notional",
     "parse_money",
@@ -60,8 +67,9 @@ Quantity = NewType("Quantity", int)
 Money = NewType("Money", int)
 
 # ASCII digits only: Python's \d and int() would also take Arabic-Indic and other digits.
+# Nothing is stripped: " 20", "20\u00a0" and "+20" are not what a client means to send.
 _POW10 = [10**i for i in range(40)]
-_DECIMAL_RE = re.compile(r"^([+-]?)([0-9]+)(?:\.([0-9]+))?$")
+_DECIMAL_RE = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 
 
 class UnitsError(ValueError):
@@ -76,8 +84,9 @@ def parse_units(text: str | int | Decimal, decimals: int, *, allow_negative: boo
     """Exact decimal -> integer minor units with ``decimals`` places.
 
     Accepts ``"12.5"``, ``"12"``, ``12`` or a finite ``Decimal``; refuses floats, NaN,
-    infinity, exponents, more than ``decimals`` fractional digits (rather than rounding)
-    and more than ``MAX_DIGITS`` integer digits.
+    infinity, exponents, spaces, a ``+``, more than ``decimals`` fractional digits (rather
+    than rounding) and more than ``MAX_DIGITS`` integer digits. A ``-`` (even ``"-0"``)
+    is ``negative_value`` unless ``allow_negative``.
     """
     if isinstance(text, (bool, float)):
         raise UnitsError("invalid_decimal", "a decimal must be given as a string, not a float")
@@ -89,7 +98,7 @@ def parse_units(text: str | int | Decimal, decimals: int, *, allow_negative: boo
         text = str(text)
     if not isinstance(text, str) or len(text) > 2 * MAX_DIGITS + 4:
         raise UnitsError("invalid_decimal", "not a decimal string")
-    m = _DECIMAL_RE.fullmatch(text.strip())
+    m = _DECIMAL_RE.fullmatch(text)
     if m is None:
         raise UnitsError("invalid_decimal", f"{text!r} is not a plain decimal number")
     sign, whole, frac = m.group(1), m.group(2), m.group(3) or ""
@@ -99,12 +108,93 @@ def parse_units(text: str | int | Decimal, decimals: int, *, allow_negative: boo
     frac = frac.rstrip("0")
     if len(frac) > decimals:
         raise UnitsError("too_many_decimals", f"{text!r} has more than {decimals} decimal places")
-    value: int = int(whole + frac.ljust(decimals, "0"))
-    if sign == "-":
-        value = -value
-    if value < 0 and not allow_negative:
+    if sign and not allow_negative:
         raise UnitsError("negative_value", f"{text!r} is negative")
-    return value
+    value: int = int(whole + frac.ljust(decimals, "0"))
+    return -value if sign else value
+
+
+def decimal_pattern(
+    decimals: int | None,
+    *,
+    minimum: int = 0,
+    positive: bool = False,
+    maximum: int | None = None,
+) -> str:
+    """The texts :func:`parse_units` accepts with ``decimals`` places (``None``: any number),
+    as an anchored regular expression that JSON Schema (ECMA-262) and Python read alike.
+
+    The value is bounded in whole units: at least ``minimum`` (or above zero with
+    ``positive``) and at most ``maximum``; without one, below ``10**MAX_DIGITS``. Leading
+    zeros and trailing zeros past the places are accepted, as :func:`parse_units` does.
+    """
+    if decimals is None:
+        any_fraction, nonzero_fraction = r"(?:\.[0-9]+)?", r"\.[0-9]*[1-9][0-9]*"
+    elif decimals == 0:
+        any_fraction, nonzero_fraction = r"(?:\.0+)?", ""
+    else:
+        any_fraction = rf"(?:\.[0-9]{{1,{decimals}}}0*)?"
+        nonzero_fraction = rf"\.[0-9]{{0,{decimals - 1}}}[1-9]0*"
+    low = max(minimum, 1) if positive else minimum
+    high = _POW10[MAX_DIGITS] - 1 if maximum is None else maximum - 1
+    forms = []
+    if low <= high:
+        forms.append(f"0*(?:{_integer_range(low, high)}){any_fraction}")
+    if positive and minimum == 0 and nonzero_fraction:
+        forms.append(f"0+{nonzero_fraction}")
+    if maximum is not None and maximum >= low:
+        forms.append(rf"0*{maximum}(?:\.0+)?")
+    return f"^(?:{'|'.join(forms)})$"
+
+
+def integer_pattern(low: int, high: int) -> str:
+    """The integers ``low``..``high`` (non-negative) in ASCII digits, leading zeros
+    allowed, as an anchored regular expression (for ids and cursors sent as text)."""
+    return f"^0*(?:{_integer_range(low, high)})$"
+
+
+def _integer_range(low: int, high: int) -> str:
+    """A regular expression for the integers ``low``..``high`` written without leading
+    zeros: one alternative per run of equal width."""
+    parts: list[str] = []
+    full: list[int] = []  # widths whose every number (10**(w-1) to 10**w - 1) is in range
+    for width in range(len(str(low)), len(str(high)) + 1):
+        a = max(low, _POW10[width - 1] if width > 1 else 0)
+        b = min(high, _POW10[width] - 1)
+        if width > 1 and (a, b) == (_POW10[width - 1], _POW10[width] - 1):
+            full.append(width - 1)
+        elif a <= b:
+            parts += _same_width(str(a), str(b))
+    if full:  # consecutive by construction: one branch for all of them
+        counts = f"{full[0]}" if len(full) == 1 else f"{full[0]},{full[-1]}"
+        parts.append(f"[1-9][0-9]{{{counts}}}")
+    return "|".join(parts)
+
+
+def _same_width(a: str, b: str) -> list[str]:
+    """Alternatives matching the digit strings from ``a`` to ``b`` (of equal width)."""
+    if not a:
+        return [""]
+    if a[0] == b[0]:
+        return [a[0] + _group(_same_width(a[1:], b[1:]))]
+    rest = len(a) - 1
+    first, last = int(a[0]), int(b[0])
+    parts = []
+    if a[1:] != "0" * rest:  # the run of a's first digit starts inside: its own branch
+        parts.append(a[0] + _group(_same_width(a[1:], "9" * rest)))
+        first += 1
+    whole_last = b[1:] == "9" * rest
+    top = last if whole_last else last - 1
+    if first <= top:
+        digit = str(first) if first == top else f"[{first}-{top}]"
+        parts.append(digit + ("" if not rest else "[0-9]" if rest == 1 else f"[0-9]{{{rest}}}"))
+    if not whole_last:
+        parts.append(b[0] + _group(_same_width("0" * rest, b[1:])))
+    return parts
+
+
+def _group(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 and "|" not in parts[0] else f"(?:{'|'.join(parts)})"
 
 
 def format_units(value: int, decimals: int, *, min_places: int = 0) -> str:

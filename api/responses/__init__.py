@@ -29,11 +29,14 @@ from api.responses.catalog import (
     TierOut,
 )
 from api.responses.common import (
-    ERROR_RESPONSES,
+    BODY,
+    REFUSALS,
+    SECURITY,
     ErrorDetail,
     ErrorOut,
     Page,
     ResponseModel,
+    answers,
 )
 from api.responses.market import (
     BookOut,
@@ -67,7 +70,9 @@ from api.responses.sellers import (
 )
 
 __all__ = [
-    "ERROR_RESPONSES",
+    "BODY",
+    "REFUSALS",
+    "SECURITY",
     "AccountCreatedOut",
     "AccountFillOut",
     "AccountOut",
@@ -106,4 +111,5 @@ __all__ = [
     "TierOut",
     "TradeOut",
     "TransferOut",
+    "answers",
 ]

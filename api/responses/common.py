@@ -8,8 +8,11 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from api.schemas import (
+    ContractState,
     GreenGrade,
+    InstrumentState,
     OrderKind,
+    OrderStatus,
     Precision,
     Quality,
     Region,
@@ -21,14 +24,18 @@ from api.schemas import (
 )
 
 __all__ = [
-    "ERROR_RESPONSES",
+    "BODY",
+    "REFUSALS",
+    "SECURITY",
     "ClockMode",
+    "ContractState",
     "ErrorDetail",
     "ErrorOut",
     "GreenGrade",
     "InstrumentState",
     "Liquidity",
     "OrderKind",
+    "OrderStatus",
     "Page",
     "Precision",
     "Quality",
@@ -39,10 +46,10 @@ __all__ = [
     "Stp",
     "TierStatus",
     "TimeInForce",
+    "answers",
 ]
 
 Liquidity = Literal["maker", "taker"]
-InstrumentState = Literal["listed", "open", "halted", "closed", "delivering", "settled"]
 ClockMode = Literal["real", "simulated"]
 
 T = TypeVar("T")
@@ -74,7 +81,48 @@ class ErrorOut(ResponseModel):
     error: ErrorDetail
 
 
-#: The refusals of the routes that can refuse, documented once (a router's ``responses``).
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    "4XX": {"model": ErrorOut, "description": "refused; the body names a stable error code"}
+#: What each refusal status means; its body is always an ErrorOut with a stable code.
+REFUSALS: dict[int, str] = {
+    400: "the body is not UTF-8 (invalid_encoding)",
+    401: "no key, or not a key of this exchange (unauthorized)",
+    403: "an admin key is required (forbidden)",
+    404: "no such object, or another account's (a code ending in _not_found)",
+    409: "it exists already (a code ending in _exists), or the clock is real (clock_not_simulated)",
+    413: "the body is over SUANLI_MAX_BODY_BYTES (request_too_large)",
+    422: "refused: the code says why (invalid_request, invalid_characters, invalid_decimal, "
+    "duplicate_key, unsupported_media_type, a rule of the exchange: docs/api.md)",
+    429: "order entry over its rate (rate_limited, with Retry-After) or too many open "
+    "orders (too_many_open_orders)",
+    503: "the exchange stopped after a failed commit (service_unavailable)",
 }
+
+#: The refusals of a request with a JSON body: not UTF-8, too large, refused.
+BODY = (400, 413, 422)
+
+#: The bearer key an operation needs: a trader's or admin's (``key``, ``admin``) or,
+#: optionally, one (``optional``), in the schema's ``bearer`` security scheme.
+KeyNeed = Literal["key", "admin", "optional"]
+
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "key": [{"bearer": []}],
+    "admin": [{"bearer": []}],
+    "optional": [{}, {"bearer": []}],
+}
+
+
+def answers(*statuses: int, key: KeyNeed | None = None) -> dict[str, Any]:
+    """Keywords for a route decorator: the refusals it can answer (``responses``, each an
+    ErrorOut) and, with ``key``, the bearer key it needs (401, and 403 for ``admin``)."""
+    every = set(statuses)
+    if key is not None:
+        every.add(401)
+    if key == "admin":
+        every.add(403)
+    documented: dict[str, Any] = {
+        "responses": {
+            status: {"model": ErrorOut, "description": REFUSALS[status]} for status in sorted(every)
+        }
+    }
+    if key is not None:
+        documented["openapi_extra"] = {"security": SECURITY[key]}
+    return documented

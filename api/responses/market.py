@@ -3,7 +3,9 @@ metering conversions."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from api.responses.common import InstrumentState, Precision, ResponseModel, Side
 
@@ -21,13 +23,18 @@ __all__ = [
 ]
 
 
+#: A price level: ``[price, total quantity]``, two decimal strings. (An array of two
+#: strings rather than a tuple: OpenAPI 3.1 tools read ``items`` as one schema.)
+Level = Annotated[list[str], Field(min_length=2, max_length=2)]
+
+
 class BookOut(ResponseModel):
     """Price levels, best first, each ``[price, quantity]``."""
 
     symbol: str
     sequence: int
-    bids: list[tuple[str, str]]
-    asks: list[tuple[str, str]]
+    bids: list[Level]
+    asks: list[Level]
 
 
 class TradeOut(ResponseModel):

@@ -16,12 +16,11 @@ from api.deps import (
     CurrentAccount,
     PageDep,
     paginate,
-    units,
 )
 from api.errors import ApiError, FastJSONResponse
 from api.keys import generate_key, generated_digest, key_prefix
 from api.responses import (
-    ERROR_RESPONSES,
+    BODY,
     AccountCreatedOut,
     AccountOut,
     ApiKeyCreatedOut,
@@ -29,21 +28,27 @@ from api.responses import (
     LedgerEntryOut,
     Page,
     TransferOut,
+    answers,
 )
 from api.routes.common import submit_change, submit_idempotent
-from api.schemas import AccountIn, AmountIn
+from api.schemas import AMOUNT, AccountIn, AmountIn, Id, IdempotencyKey
 from api.views import account_view, key_view, transfer_view
 from exchange.core import AccountRecord
 from exchange.keys import ApiKeyRecord
 from exchange.ledger import AccountKind, Transfer, TransferCode
 from exchange.operations import CreateAccount, Deposit, IssueApiKey, RevokeApiKey, Withdraw
-from exchange.units import MONEY_DECIMALS, parse_money
+from exchange.units import parse_money
 
-router = APIRouter(prefix="/v1", tags=["accounts"], responses=ERROR_RESPONSES)
-IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+router = APIRouter(prefix="/v1", tags=["accounts"])
+IdemKey = Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")]
 
 
-@router.post("/admin/accounts", status_code=201, response_model=AccountCreatedOut)
+@router.post(
+    "/admin/accounts",
+    status_code=201,
+    response_model=AccountCreatedOut,
+    **answers(*BODY, 429, 503, key="admin"),
+)
 async def create_account(
     body: AccountIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
 ) -> FastJSONResponse:
@@ -59,9 +64,14 @@ async def create_account(
     )
 
 
-@router.post("/admin/accounts/{account_id}/keys", status_code=201, response_model=ApiKeyCreatedOut)
+@router.post(
+    "/admin/accounts/{account_id}/keys",
+    status_code=201,
+    response_model=ApiKeyCreatedOut,
+    **answers(404, 422, 429, 503, key="admin"),
+)
 async def issue_key(
-    account_id: int, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
+    account_id: Id, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
 ) -> FastJSONResponse:
     """Another API key for an account, shown in this response only. To rotate a key,
     issue the new one, move the clients to it, then revoke the old one."""
@@ -77,9 +87,13 @@ async def issue_key(
     )
 
 
-@router.get("/admin/accounts/{account_id}/keys", response_model=Page[ApiKeyOut])
+@router.get(
+    "/admin/accounts/{account_id}/keys",
+    response_model=Page[ApiKeyOut],
+    **answers(404, 422, key="admin"),
+)
 async def list_keys(
-    account_id: int, ctx: ContextDep, _: AdminAccount, page: PageDep
+    account_id: Id, ctx: ContextDep, _: AdminAccount, page: PageDep
 ) -> dict[str, Any]:
     """An account's API keys, active and revoked, oldest first (never the keys)."""
     core = ctx.service.core
@@ -87,8 +101,10 @@ async def list_keys(
     return paginate(core.api_keys.of_account(account_id), page, lambda r: r.id, key_view)
 
 
-@router.delete("/admin/keys/{key_id}", response_model=ApiKeyOut)
-async def revoke_key(key_id: int, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
+@router.delete(
+    "/admin/keys/{key_id}", response_model=ApiKeyOut, **answers(404, 422, 429, 503, key="admin")
+)
+async def revoke_key(key_id: Id, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
     """Revoke an API key: requests with it are refused (401) from now on."""
     if key_id not in ctx.service.core.api_keys.records:
         raise ApiError("api_key_not_found", f"no API key {key_id}")
@@ -108,7 +124,7 @@ async def _money_movement(
     admin: AccountRecord,
     idempotency_key: str | None,
 ) -> FastJSONResponse:
-    amount = units(body.amount, MONEY_DECIMALS, "amount") or 0
+    amount = AMOUNT.parse(body.amount, "amount") or 0
     return await submit_idempotent(
         ctx,
         admin,
@@ -119,9 +135,14 @@ async def _money_movement(
     )
 
 
-@router.post("/admin/accounts/{account_id}/deposits", status_code=201, response_model=TransferOut)
+@router.post(
+    "/admin/accounts/{account_id}/deposits",
+    status_code=201,
+    response_model=TransferOut,
+    **answers(*BODY, 404, 429, 503, key="admin"),
+)
 async def deposit(
-    account_id: int,
+    account_id: Id,
     body: AmountIn,
     ctx: ContextDep,
     admin: AdminAccount,
@@ -131,10 +152,13 @@ async def deposit(
 
 
 @router.post(
-    "/admin/accounts/{account_id}/withdrawals", status_code=201, response_model=TransferOut
+    "/admin/accounts/{account_id}/withdrawals",
+    status_code=201,
+    response_model=TransferOut,
+    **answers(*BODY, 404, 429, 503, key="admin"),
 )
 async def withdraw(
-    account_id: int,
+    account_id: Id,
     body: AmountIn,
     ctx: ContextDep,
     admin: AdminAccount,
@@ -144,12 +168,12 @@ async def withdraw(
     return await _money_movement(Withdraw, account_id, body, ctx, admin, idempotency_key)
 
 
-@router.get("/account", response_model=AccountOut)
+@router.get("/account", response_model=AccountOut, **answers(422, key="key"))
 async def my_account(ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
     return account_view(ctx.service.core, account)
 
 
-@router.get("/account/ledger", response_model=Page[LedgerEntryOut])
+@router.get("/account/ledger", response_model=Page[LedgerEntryOut], **answers(422, 503, key="key"))
 async def my_ledger(ctx: ContextDep, account: CurrentAccount, page: PageDep) -> dict[str, Any]:
     """The account's ledger entries, oldest first, from the durable transfer table."""
     table = TransferRow.__table__  # type: ignore[attr-defined]

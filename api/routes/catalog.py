@@ -6,19 +6,33 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 
-from api.deps import AdminAccount, Context, ContextDep, PageDep, paginate, units
+from api.deps import AdminAccount, Context, ContextDep, PageDep, paginate
 from api.errors import FastJSONResponse
 from api.responses import (
-    ERROR_RESPONSES,
+    BODY,
     GpuClassOut,
     HardwareOut,
     InstrumentDetailOut,
     InstrumentOut,
     Page,
     TierOut,
+    answers,
 )
 from api.routes.common import submit_change, submit_idempotent
-from api.schemas import GpuClassIn, HardwareIn, TierIn, TierPatch
+from api.schemas import (
+    BAND_PCT,
+    PENALTY_PCT,
+    PRICE,
+    QUANTITY,
+    Code,
+    GpuClassIn,
+    HardwareIn,
+    IdempotencyKey,
+    InstrumentState,
+    Symbol,
+    TierIn,
+    TierPatch,
+)
 from api.views import gpu_class_view, hardware_view, instrument_view, tier_view
 from exchange.core import AccountRecord, InstrumentRecord, TierRecord
 from exchange.operations import (
@@ -30,21 +44,25 @@ from exchange.operations import (
     UpdateTier,
 )
 from exchange.operations import FigureIn as Figure
-from exchange.units import PRICE_DECIMALS, QUANTITY_DECIMALS
 from pricing import AcceleratorModel, GpuClass
 
-router = APIRouter(prefix="/v1", tags=["catalog"], responses=ERROR_RESPONSES)
-IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+router = APIRouter(prefix="/v1", tags=["catalog"])
+IdemKey = Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")]
 
 
-@router.get("/hardware", response_model=Page[HardwareOut])
+@router.get("/hardware", response_model=Page[HardwareOut], **answers(422))
 async def list_hardware(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     models = sorted(ctx.service.core.catalog.values(), key=lambda m: m.id)
     indexed = list(enumerate(models, start=1))
     return paginate(indexed, page, lambda x: x[0], lambda x: hardware_view(x[1]))
 
 
-@router.post("/admin/hardware", status_code=201, response_model=HardwareOut)
+@router.post(
+    "/admin/hardware",
+    status_code=201,
+    response_model=HardwareOut,
+    **answers(*BODY, 429, 503, key="admin"),
+)
 async def add_hardware(
     body: HardwareIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
 ) -> FastJSONResponse:
@@ -76,7 +94,7 @@ async def add_hardware(
     return await submit_idempotent(ctx, admin, idempotency_key, body.model_dump(), op, render)
 
 
-@router.get("/gpu-classes", response_model=Page[GpuClassOut])
+@router.get("/gpu-classes", response_model=Page[GpuClassOut], **answers(422))
 async def list_gpu_classes(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     core = ctx.service.core
     rules = list(enumerate(sorted(core.gpu_classes.values(), key=lambda r: r.code), start=1))
@@ -85,7 +103,12 @@ async def list_gpu_classes(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     )
 
 
-@router.post("/admin/gpu-classes", status_code=201, response_model=GpuClassOut)
+@router.post(
+    "/admin/gpu-classes",
+    status_code=201,
+    response_model=GpuClassOut,
+    **answers(*BODY, 404, 409, 429, 503, key="admin"),
+)
 async def create_gpu_class(
     body: GpuClassIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
 ) -> FastJSONResponse:
@@ -107,17 +130,18 @@ async def create_gpu_class(
     return await submit_idempotent(ctx, admin, idempotency_key, body.model_dump(), op, render)
 
 
-@router.get("/tiers", response_model=Page[TierOut])
+@router.get("/tiers", response_model=Page[TierOut], **answers(422))
 async def list_tiers(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     tiers = list(enumerate(ctx.service.core.tiers.values(), start=1))
     return paginate(tiers, page, lambda x: x[0], lambda x: tier_view(x[1]))
 
 
-def _pct_bps(text: str | None, name: str) -> int | None:
-    return units(text, 2, name, positive=False)
-
-
-@router.post("/admin/tiers", status_code=201, response_model=TierOut)
+@router.post(
+    "/admin/tiers",
+    status_code=201,
+    response_model=TierOut,
+    **answers(*BODY, 404, 409, 429, 503, key="admin"),
+)
 async def create_tier(
     body: TierIn, ctx: ContextDep, admin: AdminAccount, idempotency_key: IdemKey = None
 ) -> FastJSONResponse:
@@ -128,15 +152,16 @@ async def create_tier(
         gpu_class=body.gpu_class,
         min_green_grade=body.min_green_grade,
         regions=list(body.regions or []),
-        tick=units(body.tick_size, PRICE_DECIMALS, "tick_size") or 0,
-        lot=units(body.lot_size, QUANTITY_DECIMALS, "lot_size") or 0,
-        min_quantity=units(body.min_quantity, QUANTITY_DECIMALS, "min_quantity") or 0,
-        max_quantity=units(body.max_quantity, QUANTITY_DECIMALS, "max_quantity") or 0,
-        price_band_bps=_pct_bps(body.price_band_pct, "price_band_pct") or 0,
+        tick=PRICE.parse(body.tick_size, "tick_size") or 0,
+        lot=QUANTITY.parse(body.lot_size, "lot_size") or 0,
+        min_quantity=QUANTITY.parse(body.min_quantity, "min_quantity") or 0,
+        max_quantity=QUANTITY.parse(body.max_quantity, "max_quantity") or 0,
+        price_band_bps=BAND_PCT.parse(body.price_band_pct, "price_band_pct") or 0,
         maker_fee_bps=body.maker_fee_bps,
         taker_fee_bps=body.taker_fee_bps,
-        shortfall_penalty_bps=_pct_bps(body.shortfall_penalty_pct, "shortfall_penalty_pct") or 0,
-        reference_price=units(body.reference_price, PRICE_DECIMALS, "reference_price") or 0,
+        shortfall_penalty_bps=PENALTY_PCT.parse(body.shortfall_penalty_pct, "shortfall_penalty_pct")
+        or 0,
+        reference_price=PRICE.parse(body.reference_price, "reference_price") or 0,
         arithmetic_intensity=body.arithmetic_intensity,
         window_hours=body.window_hours,
         list_ahead_hours=body.list_ahead_hours,
@@ -149,30 +174,34 @@ async def create_tier(
     return await submit_idempotent(ctx, admin, idempotency_key, body.model_dump(), op, render)
 
 
-@router.patch("/admin/tiers/{code}", response_model=TierOut)
+@router.patch(
+    "/admin/tiers/{code}", response_model=TierOut, **answers(*BODY, 404, 429, 503, key="admin")
+)
 async def update_tier(
-    code: str, body: TierPatch, ctx: ContextDep, admin: AdminAccount
+    code: Code, body: TierPatch, ctx: ContextDep, admin: AdminAccount
 ) -> dict[str, Any]:
     op = UpdateTier(
         code=code,
         status=body.status,
         maker_fee_bps=body.maker_fee_bps,
         taker_fee_bps=body.taker_fee_bps,
-        price_band_bps=_pct_bps(body.price_band_pct, "price_band_pct"),
-        shortfall_penalty_bps=_pct_bps(body.shortfall_penalty_pct, "shortfall_penalty_pct"),
-        reference_price=units(body.reference_price, PRICE_DECIMALS, "reference_price"),
+        price_band_bps=BAND_PCT.parse(body.price_band_pct, "price_band_pct"),
+        shortfall_penalty_bps=PENALTY_PCT.parse(
+            body.shortfall_penalty_pct, "shortfall_penalty_pct"
+        ),
+        reference_price=PRICE.parse(body.reference_price, "reference_price"),
         list_ahead_hours=body.list_ahead_hours,
     )
     result: dict[str, Any] = await submit_change(ctx, admin, op, tier_view)
     return result
 
 
-@router.get("/instruments", response_model=Page[InstrumentOut])
+@router.get("/instruments", response_model=Page[InstrumentOut], **answers(422))
 async def list_instruments(
     ctx: ContextDep,
     page: PageDep,
-    tier: Annotated[str | None, Query(max_length=32)] = None,
-    state: Annotated[str | None, Query(max_length=16)] = None,
+    tier: Annotated[Code | None, Query()] = None,
+    state: Annotated[InstrumentState | None, Query()] = None,
 ) -> dict[str, Any]:
     core = ctx.service.core
     items = [
@@ -186,8 +215,8 @@ async def list_instruments(
     return paginate(indexed, page, lambda x: x[0], lambda x: instrument_view(core, x[1]))
 
 
-@router.get("/instruments/{symbol}", response_model=InstrumentDetailOut)
-async def get_instrument(symbol: str, ctx: ContextDep) -> dict[str, Any]:
+@router.get("/instruments/{symbol}", response_model=InstrumentDetailOut, **answers(404, 422))
+async def get_instrument(symbol: Symbol, ctx: ContextDep) -> dict[str, Any]:
     core = ctx.service.core
     return instrument_view(core, core.instrument(symbol), detail=True)
 
@@ -204,11 +233,19 @@ async def _instrument_action(
     return result
 
 
-@router.post("/admin/instruments/{symbol}/halt", response_model=InstrumentDetailOut)
-async def halt(symbol: str, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
+@router.post(
+    "/admin/instruments/{symbol}/halt",
+    response_model=InstrumentDetailOut,
+    **answers(404, 422, 429, 503, key="admin"),
+)
+async def halt(symbol: Symbol, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
     return await _instrument_action(ctx, admin, HaltInstrument(symbol))
 
 
-@router.post("/admin/instruments/{symbol}/resume", response_model=InstrumentDetailOut)
-async def resume(symbol: str, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
+@router.post(
+    "/admin/instruments/{symbol}/resume",
+    response_model=InstrumentDetailOut,
+    **answers(404, 422, 429, 503, key="admin"),
+)
+async def resume(symbol: Symbol, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
     return await _instrument_action(ctx, admin, ResumeInstrument(symbol))

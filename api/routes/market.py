@@ -8,10 +8,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from api.deps import ContextDep, PageDep, optional_account, paginate, units
+from api.deps import ContextDep, PageDep, optional_account, paginate
 from api.errors import ApiError
 from api.responses import (
-    ERROR_RESPONSES,
     BookOut,
     CandlesOut,
     CarbonConversionOut,
@@ -21,14 +20,29 @@ from api.responses import (
     PriceOut,
     QuoteOut,
     TradeOut,
+    answers,
+)
+from api.rules import DecimalRule
+from api.schemas import (
+    EMISSION_FACTOR,
+    GREEN_SHARE,
+    HOURS,
+    PUE,
+    QUANTITY,
+    Code,
+    DecimalField,
+    Digits,
+    HardwareId,
+    Id,
+    Precision,
+    Symbol,
 )
 from api.views import format_fraction, iso
 from exchange.core import AccountRecord, ExchangeCore, Rejected
 from exchange.orders import Side
-from exchange.products import Precision
+from exchange.products import Precision as PrecisionKind
 from exchange.units import (
     PRICE_DECIMALS,
-    QUANTITY_DECIMALS,
     Quantity,
     format_money,
     format_price,
@@ -47,12 +61,12 @@ from pricing import (
     tier_index,
 )
 
-router = APIRouter(prefix="/v1", tags=["market data"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1", tags=["market data"])
 
 
-@router.get("/instruments/{symbol}/book", response_model=BookOut)
+@router.get("/instruments/{symbol}/book", response_model=BookOut, **answers(404, 422))
 async def book(
-    symbol: str, ctx: ContextDep, depth: Annotated[int, Query(ge=1, le=1000)] = 50
+    symbol: Symbol, ctx: ContextDep, depth: Annotated[int, Query(ge=1, le=1000), Digits()] = 50
 ) -> dict[str, Any]:
     core = ctx.service.core
     inst = core.instrument(symbol)
@@ -65,8 +79,8 @@ async def book(
     }
 
 
-@router.get("/instruments/{symbol}/trades", response_model=Page[TradeOut])
-async def trades(symbol: str, ctx: ContextDep, page: PageDep) -> dict[str, Any]:
+@router.get("/instruments/{symbol}/trades", response_model=Page[TradeOut], **answers(404, 422))
+async def trades(symbol: Symbol, ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     """Trades of one instrument, oldest first; page on with the cursor."""
     core = ctx.service.core
     inst = core.instrument(symbol)
@@ -85,9 +99,9 @@ async def trades(symbol: str, ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     return paginate(contracts, page, lambda c: c.trade_id, render)
 
 
-@router.get("/instruments/{symbol}/candles", response_model=CandlesOut)
+@router.get("/instruments/{symbol}/candles", response_model=CandlesOut, **answers(404, 422))
 async def candles(
-    symbol: str,
+    symbol: Symbol,
     ctx: ContextDep,
     interval: Literal["1m", "1h", "1d"] = "1h",
 ) -> dict[str, Any]:
@@ -123,7 +137,7 @@ def _scu_factor(core: ExchangeCore, code: str) -> Fraction | None:
         return None
 
 
-@router.get("/prices", response_model=Page[PriceOut])
+@router.get("/prices", response_model=Page[PriceOut], **answers(422))
 async def prices(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     """Per tier: reference price, trailing index, last trade, and the price per SCU."""
     core = ctx.service.core
@@ -149,8 +163,8 @@ async def prices(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     return paginate(items, page, lambda x: x[0], render)
 
 
-@router.get("/tiers/{code}/forward-curve", response_model=ForwardCurveOut)
-async def curve(code: str, ctx: ContextDep) -> dict[str, Any]:
+@router.get("/tiers/{code}/forward-curve", response_model=ForwardCurveOut, **answers(404, 422))
+async def curve(code: Code, ctx: ContextDep) -> dict[str, Any]:
     """Price by delivery window: book mid, else last trade, else the reference price."""
     core = ctx.service.core
     record = core.tiers.get(code)
@@ -174,17 +188,17 @@ async def curve(code: str, ctx: ContextDep) -> dict[str, Any]:
     }
 
 
-@router.get("/quote", response_model=QuoteOut)
+@router.get("/quote", response_model=QuoteOut, **answers(404, 422))
 async def quote(
     ctx: ContextDep,
-    instrument: Annotated[str, Query(min_length=1, max_length=64)],
+    instrument: Annotated[Symbol, Query()],
     side: Literal["buy", "sell"],
-    quantity: Annotated[str, Query(min_length=1, max_length=40)],
+    quantity: Annotated[str, DecimalField(QUANTITY), Query()],
 ) -> dict[str, Any]:
     """The cost of ``quantity`` walking the current book (a buy walks the asks)."""
     core = ctx.service.core
     inst = core.instrument(instrument)
-    q = units(quantity, QUANTITY_DECIMALS, "quantity") or 0
+    q = QUANTITY.parse(quantity, "quantity") or 0
     b = core.engine.book(inst.symbol)
     levels = b.depth(Side.SELL if side == "buy" else Side.BUY)
     result = quote_book(levels, Quantity(q), side)
@@ -201,24 +215,26 @@ async def quote(
     }
 
 
-def _decimal_param(text: str | None, name: str) -> Decimal | None:
-    if text is None:
-        return None
-    value = units(text, 10, name, positive=False)
-    return Decimal(value or 0).scaleb(-10)
+def _decimal_param(text: str | None, rule: DecimalRule, name: str) -> Decimal | None:
+    value = rule.parse(text, name)
+    return None if value is None else Decimal(value).scaleb(-rule.places)
 
 
-@router.get("/metering/convert", response_model=ConversionOut | CarbonConversionOut)
+@router.get(
+    "/metering/convert",
+    response_model=ConversionOut | CarbonConversionOut,
+    **answers(404, 422, key="optional"),
+)
 async def metering_convert(
     ctx: ContextDep,
-    hardware_id: Annotated[str, Query(min_length=1, max_length=80)],
-    count: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    hours: Annotated[str, Query(min_length=1, max_length=20)] = "1",
-    precision: Annotated[str, Query(max_length=8)] = "fp16",
-    pue: Annotated[str | None, Query(max_length=20)] = None,
-    emission_factor: Annotated[str | None, Query(max_length=20)] = None,
-    green_share: Annotated[str | None, Query(max_length=20)] = None,
-    site_id: Annotated[int | None, Query(ge=1)] = None,
+    hardware_id: Annotated[HardwareId, Query()],
+    count: Annotated[int, Query(ge=1, le=1_000_000), Digits()] = 1,
+    hours: Annotated[str, DecimalField(HOURS), Query()] = "1",
+    precision: Annotated[Precision, Query()] = "fp16",
+    pue: Annotated[str | None, DecimalField(PUE), Query()] = None,
+    emission_factor: Annotated[str | None, DecimalField(EMISSION_FACTOR), Query()] = None,
+    green_share: Annotated[str | None, DecimalField(GREEN_SHARE), Query()] = None,
+    site_id: Annotated[Id | None, Query()] = None,
     account: Annotated[AccountRecord | None, Depends(optional_account)] = None,
 ) -> dict[str, Any]:
     """model x count x hours -> PF·h, SCU, operations, energy; with ``pue``,
@@ -228,11 +244,8 @@ async def metering_convert(
     model = core.catalog.get(hardware_id)
     if model is None:
         raise ApiError("hardware_not_found", f"no hardware {hardware_id}")
-    try:
-        prec = Precision(precision)
-    except ValueError as exc:
-        raise ApiError("invalid_precision", f"unknown precision {precision!r}") from exc
-    h = _decimal_param(hours, "hours") or Decimal(0)
+    prec = PrecisionKind(precision)
+    h = _decimal_param(hours, HOURS, "hours") or Decimal(0)
     try:
         conv = convert(model, count, Fraction(h), prec)
     except PricingError as exc:
@@ -257,9 +270,9 @@ async def metering_convert(
             raise ApiError("site_not_found", f"no site {site_id}")
         p, ef, g = site.site.pue, site.site.emission_factor, site.site.green_share
     elif pue is not None and emission_factor is not None and green_share is not None:
-        p = _decimal_param(pue, "pue") or Decimal(0)
-        ef = _decimal_param(emission_factor, "emission_factor") or Decimal(0)
-        g = _decimal_param(green_share, "green_share") or Decimal(0)
+        p = _decimal_param(pue, PUE, "pue") or Decimal(0)
+        ef = _decimal_param(emission_factor, EMISSION_FACTOR, "emission_factor") or Decimal(0)
+        g = _decimal_param(green_share, GREEN_SHARE, "green_share") or Decimal(0)
     else:
         return out
     try:

@@ -8,10 +8,10 @@ from fastapi import APIRouter
 
 from api.deps import AdminAccount, ContextDep
 from api.errors import ApiError
-from api.responses import ERROR_RESPONSES, ClockOut, HealthOut
+from api.responses import BODY, ClockOut, HealthOut, answers
 from api.routes.common import submit_change
 from api.schemas import MAX_ADVANCE_SECONDS, ClockIn
-from api.views import iso, parse_iso
+from api.views import iso, parse_time
 from exchange.operations import AdvanceClock
 
 router = APIRouter(prefix="/v1", tags=["operation"])
@@ -41,7 +41,7 @@ async def clock(ctx: ContextDep) -> dict[str, Any]:
     return {"now": iso(ctx.service.core.now), "mode": ctx.service.clock}
 
 
-@router.post("/admin/clock", response_model=ClockOut, responses=ERROR_RESPONSES)
+@router.post("/admin/clock", response_model=ClockOut, **answers(*BODY, 409, 429, 503, key="admin"))
 async def advance_clock(body: ClockIn, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
     """Simulated clock only: run every listing, gate closure, delivery and settlement due."""
     service = ctx.service
@@ -49,7 +49,7 @@ async def advance_clock(body: ClockIn, ctx: ContextDep, admin: AdminAccount) -> 
         raise ApiError("clock_not_simulated", "the exchange runs on the real clock")
     if body.to is not None:
         try:
-            target = parse_iso(body.to)
+            target = parse_time(body.to)
         except ValueError as exc:
             raise ApiError("invalid_time", f"to: {exc}") from exc
         # Bounded like advance_seconds: every listing and settlement due runs in this call.

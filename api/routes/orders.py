@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -18,43 +17,32 @@ from api.deps import (
     paginate,
     request_account,
     throttle,
-    units,
 )
 from api.endpoint import Handler, Incoming, header, route
 from api.errors import ApiError, FastJSONResponse, error_body
-from api.responses import ERROR_RESPONSES, AccountFillOut, BatchOut, CancelAllOut, OrderOut, Page
-from api.schemas import AmendIn, BatchIn, OrderIn
+from api.responses import (
+    BODY,
+    REFUSALS,
+    SECURITY,
+    AccountFillOut,
+    BatchOut,
+    CancelAllOut,
+    OrderOut,
+    Page,
+    answers,
+)
+from api.schemas import AmendIn, BatchIn, Id, OrderIn, OrderStatus, Symbol
 from api.service import Submission
-from api.views import iso, order_view, parse_iso
-from api.wire import OrderWire, decode_batch, decode_order
+from api.views import iso, order_view, parse_time
+from api.wire import OrderWire, decode_batch, decode_order, price_units, quantity_units
 from exchange.core import AccountRecord, OrderState, same_order
 from exchange.operations import AmendOrder, CancelAll, CancelOrder, PlaceOrder
 from exchange.orders import OrderType, SelfTradePrevention, Side, TimeInForce
-from exchange.units import (
-    PRICE_DECIMALS,
-    QUANTITY_DECIMALS,
-    format_money,
-    format_price,
-    format_quantity,
-)
+from exchange.units import format_money, format_price, format_quantity
 
-router = APIRouter(prefix="/v1", tags=["orders"], responses=ERROR_RESPONSES)
-
-
-@functools.lru_cache(maxsize=4096)
-def _price(text: str | None) -> int | None:
-    """Cached (an ApiError is raised, not cached): prices and sizes repeat."""
-    return units(text, PRICE_DECIMALS, "price")
-
-
-@functools.lru_cache(maxsize=4096)
-def _quantity(text: str | None) -> int | None:
-    try:
-        return units(text, QUANTITY_DECIMALS, "quantity")
-    except ApiError as exc:
-        if exc.code == "too_many_decimals":
-            raise ApiError("invalid_lot", exc.message) from exc
-        raise
+router = APIRouter(prefix="/v1", tags=["orders"])
+#: The instrument filter of the lists and of cancel-all.
+InstrumentFilter = Annotated[Symbol | None, Query(description="one instrument's symbol")]
 
 
 # The wire's literals -> enumeration members, by dictionary (no Enum.__call__).
@@ -71,15 +59,15 @@ def to_operation(account: AccountRecord, body: OrderWire) -> PlaceOrder:
     expire = None
     if body.expire_time is not None:
         try:
-            expire = parse_iso(body.expire_time)
+            expire = parse_time(body.expire_time)
         except ValueError as exc:
             raise ApiError("invalid_expire_time", f"expire_time: {exc}") from exc
     return PlaceOrder(
         account_id=account.id,
         symbol=body.instrument,
         side=_SIDES[body.side],
-        quantity=_quantity(body.quantity) or 0,
-        price=_price(body.price),
+        quantity=quantity_units(body.quantity) or 0,
+        price=price_units(body.price),
         order_type=_TYPES[body.type],
         time_in_force=_TIFS[tif],
         expire_time=expire,
@@ -116,7 +104,8 @@ def _json(ref: str) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": {"$ref": _REF + ref}}}}
 
 
-_ERROR = {"description": "refused; the body names a stable error code", **_json("ErrorOut")}
+def _refusal(status: int) -> dict[str, Any]:
+    return {"description": REFUSALS[status], **_json("ErrorOut")}
 
 
 async def place_order(request: Incoming) -> tuple[int, Any]:
@@ -194,16 +183,22 @@ async def place_many(
     return batch.results()
 
 
-def _entry(path: str, handler: Handler, body: str, answers: dict[str, tuple[str, str]]) -> Route:
-    """A lean order-entry route (POST, ``body`` in), documented as FastAPI would document
-    it: ``answers`` maps a 2xx status to (description, response model); the refusals are
-    the same for both routes."""
+def _entry(
+    path: str,
+    handler: Handler,
+    body: str,
+    success: dict[str, tuple[str, str]],
+    refusals: tuple[int, ...],
+) -> Route:
+    """A lean order-entry route (POST, ``body`` in, a trader's key), documented as FastAPI
+    would document it: ``success`` maps a 2xx status to (description, response model),
+    ``refusals`` are the statuses it can refuse with."""
     name = handler.__name__
     responses: dict[str, Any] = {
         status: {"description": description, **_json(model)}
-        for status, (description, model) in answers.items()
+        for status, (description, model) in success.items()
     }
-    responses.update({status: _ERROR for status in ("401", "413", "422", "429")})
+    responses.update({str(status): _refusal(status) for status in sorted(refusals)})
     return route(
         path,
         "POST",
@@ -215,6 +210,7 @@ def _entry(path: str, handler: Handler, body: str, answers: dict[str, tuple[str,
             "operationId": f"{name}{path.replace('/', '_')}_post",
             "requestBody": {"required": True, **_json(body)},
             "responses": responses,
+            "security": SECURITY["key"],
         },
     )
 
@@ -229,12 +225,14 @@ ENTRY_ROUTES = [
             "201": ("accepted and durably committed", "OrderOut"),
             "200": ("the original order of a repeated client_order_id", "OrderOut"),
         },
+        (*BODY, 401, 404, 429, 503),
     ),
     _entry(
         "/v1/orders/batch",
         place_batch,
         "BatchIn",
         {"200": ("one result per order, in order", "BatchOut")},
+        (*BODY, 401, 429, 503),
     ),
 ]
 
@@ -246,13 +244,13 @@ def _own_order(ctx: ContextDep, account: AccountRecord, order_id: int) -> OrderS
     return order
 
 
-@router.get("/orders", response_model=Page[OrderOut])
+@router.get("/orders", response_model=Page[OrderOut], **answers(422, key="key"))
 async def list_orders(
     ctx: ContextDep,
     account: CurrentAccount,
     page: PageDep,
-    status: Annotated[str | None, Query(max_length=20)] = None,
-    instrument: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[OrderStatus | None, Query()] = None,
+    instrument: InstrumentFilter = None,
 ) -> dict[str, Any]:
     core = ctx.service.core
     orders = [
@@ -264,40 +262,40 @@ async def list_orders(
     return paginate(orders, page, lambda o: o.id, order_view)
 
 
-@router.get("/orders/{order_id}", response_model=OrderOut)
-async def get_order(order_id: int, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
+@router.get("/orders/{order_id}", response_model=OrderOut, **answers(404, 422, key="key"))
+async def get_order(order_id: Id, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
     return order_view(_own_order(ctx, account, order_id))
 
 
 # Amend and cancel, a market maker's busiest routes after order entry, answer the order
 # view as it is, like order entry: FastAPI then skips validating it against OrderOut
 # (about 12 µs an order), which documents it; tests round-trip these bodies through it.
-@router.patch("/orders/{order_id}", response_model=OrderOut)
+@router.patch(
+    "/orders/{order_id}", response_model=OrderOut, **answers(*BODY, 404, 429, 503, key="key")
+)
 async def amend_order(
-    order_id: int, body: AmendIn, ctx: ContextDep, account: CurrentAccount
+    order_id: Id, body: AmendIn, ctx: ContextDep, account: CurrentAccount
 ) -> FastJSONResponse:
     """Lowering the quantity keeps priority; a new price or a higher quantity re-queues."""
     _own_order(ctx, account, order_id)
     if body.price is None and body.quantity is None:
         raise ApiError("nothing_to_amend", "give a new price, a new quantity or both")
     throttle(ctx, account)
-    op = AmendOrder(account.id, order_id, _price(body.price), _quantity(body.quantity))
+    op = AmendOrder(account.id, order_id, price_units(body.price), quantity_units(body.quantity))
     return FastJSONResponse(await ctx.service.submit(op, order_view))
 
 
-@router.delete("/orders/{order_id}", response_model=OrderOut)
-async def cancel_order(order_id: int, request: Request) -> FastJSONResponse:
+@router.delete("/orders/{order_id}", response_model=OrderOut, **answers(404, 422, 503, key="key"))
+async def cancel_order(order_id: Id, request: Request) -> FastJSONResponse:
     """Cancel; never rate limited, so a throttled client can still pull its orders."""
     ctx, account = request_account(request)
     _own_order(ctx, account, order_id)
     return FastJSONResponse(await ctx.service.submit(CancelOrder(account.id, order_id), order_view))
 
 
-@router.delete("/orders", response_model=CancelAllOut)
+@router.delete("/orders", response_model=CancelAllOut, **answers(404, 422, 503, key="key"))
 async def cancel_all(
-    ctx: ContextDep,
-    account: CurrentAccount,
-    instrument: Annotated[str | None, Query(max_length=64)] = None,
+    ctx: ContextDep, account: CurrentAccount, instrument: InstrumentFilter = None
 ) -> dict[str, Any]:
     def render(orders: list[OrderState]) -> list[dict[str, Any]]:
         return [order_view(o) for o in orders]
@@ -306,12 +304,9 @@ async def cancel_all(
     return {"cancelled": cancelled}
 
 
-@router.get("/fills", response_model=Page[AccountFillOut])
+@router.get("/fills", response_model=Page[AccountFillOut], **answers(422, key="key"))
 async def list_fills(
-    ctx: ContextDep,
-    account: CurrentAccount,
-    page: PageDep,
-    instrument: Annotated[str | None, Query(max_length=64)] = None,
+    ctx: ContextDep, account: CurrentAccount, page: PageDep, instrument: InstrumentFilter = None
 ) -> dict[str, Any]:
     """Own fills, oldest first; a trade's two fills share its trade_id."""
     core = ctx.service.core

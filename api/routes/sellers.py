@@ -8,20 +8,22 @@ from fastapi import APIRouter, Header, Query
 
 from api.deps import ContextDep, CurrentAccount, PageDep, paginate
 from api.errors import ApiError, FastJSONResponse
-from api.responses import ERROR_RESPONSES, CapacityOut, ContractOut, Page, PoolOut, SiteOut
+from api.responses import BODY, CapacityOut, ContractOut, Page, PoolOut, SiteOut, answers
 from api.routes.common import submit_idempotent
-from api.schemas import DeliveryIn, PoolIn, SiteIn
+from api.schemas import ContractState, DeliveryIn, Id, IdempotencyKey, PoolIn, SiteIn, Symbol
 from api.views import contract_view, pool_view, site_view
 from exchange.core import PoolRecord, SiteRecord
 from exchange.operations import AddPool, RegisterSite, ReportDelivery
 from exchange.settlement import Contract
 from exchange.units import format_quantity
 
-router = APIRouter(prefix="/v1", tags=["sellers"], responses=ERROR_RESPONSES)
-IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+router = APIRouter(prefix="/v1", tags=["sellers"])
+IdemKey = Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")]
 
 
-@router.post("/sites", status_code=201, response_model=SiteOut)
+@router.post(
+    "/sites", status_code=201, response_model=SiteOut, **answers(*BODY, 429, 503, key="key")
+)
 async def register_site(
     body: SiteIn, ctx: ContextDep, account: CurrentAccount, idempotency_key: IdemKey = None
 ) -> FastJSONResponse:
@@ -42,23 +44,28 @@ async def register_site(
     return await submit_idempotent(ctx, account, idempotency_key, body.model_dump(), op, render)
 
 
-@router.get("/sites", response_model=Page[SiteOut])
+@router.get("/sites", response_model=Page[SiteOut], **answers(422, key="key"))
 async def list_sites(ctx: ContextDep, account: CurrentAccount, page: PageDep) -> dict[str, Any]:
     sites = [s for s in ctx.service.core.sites.values() if s.owner == account.id]
     return paginate(sites, page, lambda s: s.id, site_view)
 
 
-@router.get("/sites/{site_id}", response_model=SiteOut)
-async def get_site(site_id: int, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
+@router.get("/sites/{site_id}", response_model=SiteOut, **answers(404, 422, key="key"))
+async def get_site(site_id: Id, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
     site = ctx.service.core.sites.get(site_id)
     if site is None or site.owner != account.id:
         raise ApiError("site_not_found", f"no site {site_id}")
     return site_view(site)
 
 
-@router.post("/sites/{site_id}/pools", status_code=201, response_model=PoolOut)
+@router.post(
+    "/sites/{site_id}/pools",
+    status_code=201,
+    response_model=PoolOut,
+    **answers(*BODY, 404, 429, 503, key="key"),
+)
 async def add_pool(
-    site_id: int,
+    site_id: Id,
     body: PoolIn,
     ctx: ContextDep,
     account: CurrentAccount,
@@ -73,17 +80,15 @@ async def add_pool(
     return await submit_idempotent(ctx, account, idempotency_key, payload, op, render)
 
 
-@router.get("/pools", response_model=Page[PoolOut])
+@router.get("/pools", response_model=Page[PoolOut], **answers(422, key="key"))
 async def list_pools(ctx: ContextDep, account: CurrentAccount, page: PageDep) -> dict[str, Any]:
     pools = [p for p in ctx.service.core.pools.values() if p.owner == account.id]
     return paginate(pools, page, lambda p: p.id, pool_view)
 
 
-@router.get("/capacity", response_model=CapacityOut)
+@router.get("/capacity", response_model=CapacityOut, **answers(404, 422, key="key"))
 async def capacity(
-    ctx: ContextDep,
-    account: CurrentAccount,
-    instrument: Annotated[str, Query(min_length=1, max_length=64)],
+    ctx: ContextDep, account: CurrentAccount, instrument: Annotated[Symbol, Query()]
 ) -> dict[str, Any]:
     """Own capacity for one window in PF·h: total, held by orders, committed, available."""
     view = ctx.service.core.capacity_view(account.id, instrument)
@@ -97,13 +102,13 @@ def _own_contract(ctx: ContextDep, account_id: int, contract_id: int) -> Contrac
     return contract
 
 
-@router.get("/contracts", response_model=Page[ContractOut])
+@router.get("/contracts", response_model=Page[ContractOut], **answers(422, key="key"))
 async def list_contracts(
     ctx: ContextDep,
     account: CurrentAccount,
     page: PageDep,
-    instrument: Annotated[str | None, Query(max_length=64)] = None,
-    state: Annotated[str | None, Query(max_length=16)] = None,
+    instrument: Annotated[Symbol | None, Query()] = None,
+    state: Annotated[ContractState | None, Query()] = None,
 ) -> dict[str, Any]:
     core = ctx.service.core
     mine = [
@@ -115,17 +120,20 @@ async def list_contracts(
     return paginate(mine, page, lambda c: c.id, lambda c: contract_view(core, c, account.id))
 
 
-@router.get("/contracts/{contract_id}", response_model=ContractOut)
-async def get_contract(
-    contract_id: int, ctx: ContextDep, account: CurrentAccount
-) -> dict[str, Any]:
+@router.get("/contracts/{contract_id}", response_model=ContractOut, **answers(404, 422, key="key"))
+async def get_contract(contract_id: Id, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
     contract = _own_contract(ctx, account.id, contract_id)
     return contract_view(ctx.service.core, contract, account.id)
 
 
-@router.post("/contracts/{contract_id}/deliveries", status_code=201, response_model=ContractOut)
+@router.post(
+    "/contracts/{contract_id}/deliveries",
+    status_code=201,
+    response_model=ContractOut,
+    **answers(*BODY, 404, 429, 503, key="key"),
+)
 async def report_delivery(
-    contract_id: int,
+    contract_id: Id,
     body: DeliveryIn,
     ctx: ContextDep,
     account: CurrentAccount,

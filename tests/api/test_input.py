@@ -128,7 +128,7 @@ def _order_probes() -> list[tuple[str, Any, str | None]]:
         ("Infinity", "invalid_decimal"),
         ("-Infinity", "invalid_decimal"),
         ("", "invalid_request"),
-        (" ", "invalid_request"),
+        (" ", "invalid_decimal"),  # nothing is stripped: a space is not a decimal
         ("1,5", "invalid_decimal"),
         ("0x10", "invalid_decimal"),
         ("1.", "invalid_decimal"),

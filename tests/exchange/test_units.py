@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from exchange.units import (
     MAX_DIGITS,
     MAX_PRICE,
     MAX_QUANTITY,
+    MONEY_DECIMALS,
+    PRICE_DECIMALS,
+    QUANTITY_DECIMALS,
     UnitsError,
+    _integer_range,
+    decimal_pattern,
     format_money,
     format_price,
     format_quantity,
@@ -33,10 +39,8 @@ from exchange.units import (
         ("12", 120_000),
         ("0.0001", 1),
         ("0", 0),
-        ("+3.25", 32_500),
         ("007.10", 71_000),
         ("1.00000000", 10_000),  # trailing zeros beyond the places are not a loss
-        (" 2.5 ", 25_000),
         (12, 120_000),
         (Decimal("1.2345"), 12_345),
         (Decimal("5E+1"), 500_000),  # a Decimal is a value, not text: no exponent syntax
@@ -74,6 +78,24 @@ def test_quantity_and_money_scales() -> None:
         ("9" * 41, "invalid_decimal"),
         ("-1", "negative_value"),
         ("-0.0001", "negative_value"),
+        ("-0", "negative_value"),  # a sign where no negative is allowed
+        # Lax forms: the grammar is ASCII digits and one point, nothing around them.
+        (" 20", "invalid_decimal"),
+        ("20 ", "invalid_decimal"),
+        (" 2.5 ", "invalid_decimal"),
+        ("20\u00a0", "invalid_decimal"),  # a no-break space
+        ("\u200b20", "invalid_decimal"),  # a zero-width space
+        ("20\n", "invalid_decimal"),
+        ("\t20", "invalid_decimal"),
+        ("+20", "invalid_decimal"),
+        ("+3.25", "invalid_decimal"),
+        ("--1", "invalid_decimal"),
+        ("1e1", "invalid_decimal"),
+        ("２０", "invalid_decimal"),  # full-width digits
+        ("١٩", "invalid_decimal"),  # Arabic-Indic digits
+        ("2\u00b2", "invalid_decimal"),  # a superscript two ("²".isdigit() is true)
+        ("1_000", "invalid_decimal"),
+        ("20\x00", "invalid_decimal"),
     ],
 )
 def test_parse_price_refuses(text: str, code: str) -> None:
@@ -153,3 +175,75 @@ def test_parse_then_format_round_trips_canonical_text(value: int, decimals: int)
 )
 def test_fees_round_up_never_in_the_payers_favour(amount: int, bps: int, fee: int) -> None:
     assert mul_bps_ceil(amount, bps) == fee
+
+
+# ---------------------------------------------------------------- the published grammar
+#: Texts near the grammar's edges: digits, points, signs, spaces and look-alikes.
+decimal_texts = st.one_of(
+    st.text(alphabet="0123456789.-+e \u00a0０", max_size=25),
+    st.builds(
+        lambda whole, frac: f"{whole}.{frac}" if frac else whole,
+        st.from_regex(r"[0-9]{1,22}", fullmatch=True),
+        st.from_regex(r"[0-9]{0,14}", fullmatch=True),
+    ),
+)
+
+#: (decimals, bounds) of the rules the API publishes; see api.schemas.
+RULES: list[tuple[int | None, dict[str, object]]] = [
+    (PRICE_DECIMALS, {"positive": True, "maximum": 10**8}),
+    (QUANTITY_DECIMALS, {"positive": True, "maximum": 10**9}),
+    (MONEY_DECIMALS, {"positive": True}),
+    (2, {"positive": True, "maximum": 100}),
+    (2, {"maximum": 100}),
+    (None, {"minimum": 1, "maximum": 3}),
+    (None, {"maximum": 1}),
+    (None, {"positive": True, "maximum": 2}),
+    (None, {}),
+    (0, {"positive": True, "maximum": 7}),
+]
+
+
+def _accepts(text: str, decimals: int | None, bounds: dict[str, object]) -> bool:
+    """What the server accepts: parse_units, then the bounds in whole units."""
+    places = 30 if decimals is None else decimals
+    try:
+        value = parse_units(text, places)
+    except UnitsError:
+        return False
+    scale = 10**places
+    minimum = bounds.get("minimum", 0)
+    maximum = bounds.get("maximum")
+    assert isinstance(minimum, int)
+    if bounds.get("positive") and value <= 0:
+        return False
+    return value >= minimum * scale and (maximum is None or value <= int(str(maximum)) * scale)
+
+
+@pytest.mark.parametrize(("decimals", "bounds"), RULES)
+@given(text=decimal_texts)
+@example(text="0")
+@example(text="100000000")
+@example(text="100000000.0000")
+@example(text="100000000.0001")
+@example(text="0.0001")
+@example(text="0.00001")
+@example(text="0.00010")
+@example(text="000.5")
+@example(text="1" * 18)
+@example(text="1" * 19)
+@example(text="-1")
+def test_the_published_pattern_is_the_parsers_grammar(
+    decimals: int | None, bounds: dict[str, object], text: str
+) -> None:
+    """The schema's pattern for a decimal field accepts exactly what the server does."""
+    pattern = decimal_pattern(decimals, **bounds)  # type: ignore[arg-type]
+    assert (re.fullmatch(pattern, text) is not None) == _accepts(text, decimals, bounds), text
+
+
+@given(st.integers(0, 10**12), st.integers(0, 10**12), st.integers(0, 10**13))
+def test_integer_ranges_match_exactly_their_integers(a: int, b: int, n: int) -> None:
+    low, high = min(a, b), max(a, b)
+    pattern = re.compile(_integer_range(low, high))
+    for number in (n, low, high, low - 1, high + 1):
+        if number >= 0:
+            assert (pattern.fullmatch(str(number)) is not None) == (low <= number <= high)
