@@ -160,7 +160,7 @@ class ExchangeService:
         # The log replays under no bounds and none of the refusals added since it was
         # written; the configured bounds and every rule hold from the end of the replay.
         self.core = replaying_core()
-        self._limits = limits or CoreLimits(open_orders_per_instrument=max_open_orders)
+        limits = limits or CoreLimits(open_orders_per_instrument=max_open_orders)
         self.seq = 0
         #: The last operation whose log row is committed (acknowledged operations).
         self.committed_seq = 0
@@ -201,7 +201,7 @@ class ExchangeService:
             if self._projector is not None:
                 self._projector.shutdown()
             raise
-        self.core.limits = self._limits
+        self.core.limits = limits
         if self.seq == 0:  # a new exchange: its catalog, then the clock's start
             first = start_us if start_us is not None else wall_clock_us()
             self.execute([Submission(op) for op in genesis_operations(first)])
