@@ -29,6 +29,7 @@ import time
 
 import msgspec
 
+from api.db.chain import GENESIS
 from api.db.store import Batch, Store
 from api.projection import Applied, applied, log_row, project
 from api.views import order_view
@@ -105,7 +106,8 @@ def main() -> int:
     encode = msgspec.json.encode
     t_apply = t_render = t_log = 0.0
     run: list[Applied] = []
-    logs: list[tuple[object, ...]] = []
+    logs: list[tuple[int, int, str, bytes, bytes]] = []
+    previous = GENESIS  # the chain link of the row before
     for seq, op in enumerate(ops, start=1):
         t0 = clock()
         result = core.apply(op)
@@ -113,7 +115,9 @@ def main() -> int:
         t1 = clock()
         encode(order_view(result))
         t2 = clock()
-        logs.append(log_row(seq, core.now, op))
+        row = log_row(seq, core.now, op, previous)
+        logs.append(row)
+        previous = row[-1]
         t3 = clock()
         t_apply += t1 - t0
         t_render += t2 - t1
