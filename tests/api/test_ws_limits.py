@@ -7,7 +7,6 @@ stops being read and is then closed."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
 from collections.abc import Callable
@@ -20,22 +19,9 @@ from starlette.websockets import WebSocketDisconnect
 from api import ws as ws_module
 from api.ws import Connection, Hub
 from tests.api.conftest import Api, Trader
+from tests.api.test_ws import drain
 
 pytestmark = pytest.mark.timeout(120)  # a socket the server failed to close would hang
-
-_tags = itertools.count()
-
-
-def drain(ws: Any) -> list[dict[str, Any]]:
-    """Every message sent to this socket before the answer to a ping sent now."""
-    tag = f"barrier-{next(_tags)}"
-    ws.send_json({"op": "ping", "id": tag})
-    out = []
-    while True:
-        msg = ws.receive_json()
-        if msg.get("type") == "pong" and msg.get("id") == tag:
-            return out
-        out.append(msg)
 
 
 def hub_state(hub: Hub) -> dict[str, Any]:
