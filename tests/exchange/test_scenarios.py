@@ -17,7 +17,12 @@ from typing import Any
 
 import pytest
 
-from exchange.commands import (
+from exchange.engine import MatchingEngine
+from exchange.ids import AccountId, OrderId, Timestamp
+from exchange.lifecycle import InstrumentEvent
+from exchange.orders import OrderType, ResultCode, SelfTradePrevention, Side, TimeInForce
+from exchange.units import Price, Quantity
+from tests.exchange.commands import (
     AdvanceTime,
     AmendOrder,
     CancelAll,
@@ -27,11 +32,6 @@ from exchange.commands import (
     SetReferencePrice,
     Transition,
 )
-from exchange.engine import MatchingEngine
-from exchange.ids import AccountId, OrderId, Timestamp
-from exchange.lifecycle import InstrumentEvent
-from exchange.orders import OrderType, ResultCode, SelfTradePrevention, Side, TimeInForce
-from exchange.units import Price, Quantity
 
 from .helpers import SYM, apply, brief, depth, open_market, resting
 from .reference_engine import ReferenceEngine

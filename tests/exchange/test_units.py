@@ -23,7 +23,6 @@ from exchange.units import (
     format_price,
     format_quantity,
     format_units,
-    mul_bps_ceil,
     notional,
     parse_money,
     parse_price,
@@ -167,14 +166,6 @@ def test_format_then_parse_round_trips(value: int, decimals: int) -> None:
 def test_parse_then_format_round_trips_canonical_text(value: int, decimals: int) -> None:
     text = format_units(value, decimals)
     assert format_units(parse_units(text, decimals), decimals) == text
-
-
-@pytest.mark.parametrize(
-    ("amount", "bps", "fee"),
-    [(0, 30, 0), (1, 1, 1), (10_000, 1, 1), (10_001, 1, 2), (20_000, 1, 2), (1_000_000, 25, 2_500)],
-)
-def test_fees_round_up_never_in_the_payers_favour(amount: int, bps: int, fee: int) -> None:
-    assert mul_bps_ceil(amount, bps) == fee
 
 
 # ---------------------------------------------------------------- the published grammar

@@ -1,7 +1,8 @@
-"""Commands are data: each engine operation as an immutable record, for logs and replay.
+"""The engine tests' commands: each engine operation as an immutable record.
 
-:meth:`exchange.engine.MatchingEngine.process` applies any of them; the same sequence of
-commands always yields the same events and the same state hash.
+The model and scenario tests state their streams in these records and apply each through
+:func:`tests.exchange.helpers.apply`, to the real engine and to the reference alike. The
+exchange itself logs :mod:`exchange.operations`, never these.
 """
 
 from __future__ import annotations
