@@ -8,7 +8,21 @@ import pytest
 
 from exchange.engine import MatchingEngine
 from exchange.events import InstrumentStateChanged
-from exchange.lifecycle import TRANSITIONS, InstrumentEvent, InstrumentState, next_state
+from exchange.invariants import InvariantViolation
+from exchange.lifecycle import (
+    CONTRACT_TRANSITIONS,
+    ORDER_TRANSITIONS,
+    TRANSITIONS,
+    ContractEvent,
+    InstrumentEvent,
+    InstrumentState,
+    OrderEvent,
+    contract_state_after,
+    next_state,
+    order_status_after,
+)
+from exchange.orders import OrderStatus
+from exchange.settlement import ContractState
 
 from .helpers import BUY, SELL, SYM, A, B, briefs, limit, make_instrument, new_engine
 
@@ -63,9 +77,7 @@ def test_engine_transition(state: InstrumentState, event: InstrumentEvent) -> No
         assert market.state is state
     else:
         assert outcome.ok
-        assert outcome.events == [
-            InstrumentStateChanged(SYM, seq + 1, engine.now, state, target)
-        ]
+        assert outcome.events == [InstrumentStateChanged(SYM, seq + 1, engine.now, state, target)]
         assert market.state is target
     engine.validate()
 
@@ -118,3 +130,54 @@ def test_close_at_gate_closure_cancels_resting_orders_and_refuses_new_ones() -> 
     assert limit(engine, 3, A, BUY, 99, 3).result.code == "instrument_not_open"
     assert engine.cancel(B, 1).result.code == "order_not_found"
     engine.validate()
+
+
+# ---------------------------------------------------------------- orders and contracts
+ST, OE = OrderStatus, OrderEvent
+#: Written out from docs/matching.md (order statuses), independently of the module.
+ORDER_EXPECTED = {
+    (ST.OPEN, OE.PARTIAL_FILL): ST.PARTIALLY_FILLED,
+    (ST.PARTIALLY_FILLED, OE.PARTIAL_FILL): ST.PARTIALLY_FILLED,
+    (ST.OPEN, OE.FILL): ST.FILLED,
+    (ST.PARTIALLY_FILLED, OE.FILL): ST.FILLED,
+    (ST.OPEN, OE.CANCEL): ST.CANCELLED,
+    (ST.PARTIALLY_FILLED, OE.CANCEL): ST.CANCELLED,
+    (ST.OPEN, OE.EXPIRE): ST.EXPIRED,
+    (ST.PARTIALLY_FILLED, OE.EXPIRE): ST.EXPIRED,
+}
+ORDER_PAIRS = list(itertools.product(ST, OE))
+
+
+@pytest.mark.parametrize(("status", "event"), ORDER_PAIRS, ids=[f"{s}-{e}" for s, e in ORDER_PAIRS])
+def test_order_status_after(status: OrderStatus, event: OrderEvent) -> None:
+    assert ORDER_TRANSITIONS == ORDER_EXPECTED
+    want = ORDER_EXPECTED.get((status, event))
+    if want is None:
+        with pytest.raises(InvariantViolation):
+            order_status_after(status, event)
+    else:
+        assert order_status_after(status, event) is want
+
+
+def test_finished_orders_have_no_way_out() -> None:
+    finished = {ST.FILLED, ST.CANCELLED, ST.EXPIRED}
+    assert {after for after in ORDER_TRANSITIONS.values()} - {ST.PARTIALLY_FILLED} == finished
+    assert not [pair for pair in ORDER_TRANSITIONS if pair[0] in finished]
+
+
+C, CE = ContractState, ContractEvent
+CONTRACT_PAIRS = list(itertools.product(C, CE))
+
+
+@pytest.mark.parametrize(
+    ("state", "event"), CONTRACT_PAIRS, ids=[f"{s}-{e}" for s, e in CONTRACT_PAIRS]
+)
+def test_contract_state_after(state: ContractState, event: ContractEvent) -> None:
+    expected = {(C.OPEN, CE.START_DELIVERY): C.DELIVERING, (C.DELIVERING, CE.SETTLE): C.SETTLED}
+    assert expected == CONTRACT_TRANSITIONS
+    want = expected.get((state, event))
+    if want is None:
+        with pytest.raises(InvariantViolation):
+            contract_state_after(state, event)
+    else:
+        assert contract_state_after(state, event) is want
