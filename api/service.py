@@ -189,7 +189,10 @@ class ExchangeService:
         self._projection_backoff_s = 0.0
         self._projection_retry_at = 0.0
         self._last_group = 0  # operations in the last group written to the log
-        self._unprojected_since = 0.0  # when the oldest unprojected operation was applied
+        # How many of the oldest unprojected operations a projection write in flight
+        # holds: they stay pending (a failed write is retried) but are not waiting.
+        self._projecting = 0
+        self._unprojected_since = 0.0  # when the oldest operation waiting was applied
         self._flush_waiters: list[asyncio.Future[None]] = []
         # (seq, tiebreak, future): callers waiting for a log position to be committed.
         self._commit_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
@@ -261,6 +264,7 @@ class ExchangeService:
         """``count`` pending operations are in the projection tables now."""
         self.projected_seq = self._unprojected[count - 1].seq
         del self._unprojected[:count]
+        self._projecting = 0
         if self.projection_error is not None:
             log.warning("projections written again, up to operation %d", self.projected_seq)
         self.projection_error = None
@@ -270,6 +274,7 @@ class ExchangeService:
         """A projection write failed: the log is intact, so trading goes on; the tables
         stay behind their watermark and the write is retried with a growing pause."""
         pending = self._unprojected
+        self._projecting = 0  # pending again, the oldest first
         first = pending[0].seq if pending else self.projected_seq + 1
         self._projection_backoff_s = min(
             self.projection_retry_max_s, max(0.5, 2 * self._projection_backoff_s)
@@ -333,7 +338,7 @@ class ExchangeService:
             if now > core.now:
                 items.insert(0, Submission(AdvanceClock(now)))
         unprojected = self._unprojected
-        if not unprojected:
+        if len(unprojected) == self._projecting:  # none waiting: these are the oldest
             self._unprojected_since = time.monotonic()
             if self._loop is not None and self._loop_thread == threading.get_ident():
                 self._loop.call_later(self.projection_delay, self._wake)
@@ -659,6 +664,7 @@ class ExchangeService:
         write = loop.run_in_executor(self._projector, self.store.write_projection, batch)
         write.add_done_callback(lambda done: self._projected(done, count))
         self._projection_write = write
+        self._projecting = count
         if self._projector is None:
             await self._settled(write)
 
@@ -681,10 +687,15 @@ class ExchangeService:
         now = time.monotonic()
         if self.projection_error is not None and now < self._projection_retry_at:
             return False
-        return (
-            bool(self._flush_waiters)
-            or len(self._unprojected) >= self.projection_max
-            or now - self._unprojected_since >= self.projection_delay
+        # Those a write in flight holds are not waiting: counting them would make every
+        # round due and the log wait on each projection write.
+        waiting = len(self._unprojected) - self._projecting
+        return bool(self._flush_waiters) or (
+            waiting > 0
+            and (
+                waiting >= self.projection_max
+                or now - self._unprojected_since >= self.projection_delay
+            )
         )
 
     def _wake(self) -> None:

@@ -498,7 +498,7 @@ class Store:
             # arrays; other appended rows, projection runs of thousands, by COPY.
             if upsert or name == "operation_log":
                 arrays = tuple(list(column) for column in zip(*params, strict=True))
-                conn.exec_driver_sql(self._statement(name, columns, upsert, None), arrays)
+                self._arrays(conn, self._statement(name, columns, upsert, None), arrays)
             else:
                 self._copy(conn, name, columns, params)
             return
@@ -511,6 +511,18 @@ class Store:
             chunk = params[start : start + rows_per]
             flat = tuple(value for row in chunk for value in row)
             conn.exec_driver_sql(self._statement(name, columns, upsert, len(chunk)), flat)
+
+    def _arrays(self, conn: Connection, sql: str, arrays: tuple[list[Any], ...]) -> None:
+        """PostgreSQL: one statement of one array parameter per column, sent in the binary
+        format (no text escaping of every value, bytea above all, in the driver)."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            with raw.cursor() as cursor:  # type: ignore[attr-defined]
+                cursor.execute(sql, arrays, binary=True)
+        except dbapi_error as exc:  # as SQLAlchemy reports it for statements
+            raise DBAPIError.instance(sql, arrays, exc, dbapi_error) from exc
 
     def _copy(
         self,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlmodel import SQLModel
 
 import api.db.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -177,10 +178,14 @@ def test_postgresql_log_only_groups_commit_as_one_autocommit_statement(
     market = setup_market(service.run)
     reader = open_store(migrate=False)
     statements: list[tuple[bool, str]] = []
+    # The log's statement goes to the driver directly (binary parameters): seen there.
+    send = store._arrays
 
-    @event.listens_for(store.engine, "before_cursor_execute")
-    def _seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        statements.append((conn.connection.driver_connection.autocommit, statement))
+    def _seen(conn: Any, sql: str, arrays: Any) -> None:
+        statements.append((conn.connection.driver_connection.autocommit, sql))
+        send(conn, sql, arrays)
+
+    store._arrays = _seen  # type: ignore[method-assign]
 
     async def main() -> None:
         await service.start()
