@@ -455,6 +455,11 @@ class ExchangeService:
         self.stopped = exc
 
     # ------------------------------------------------------------------ snapshots
+    @property
+    def snapshot_child(self) -> int | None:
+        """The pid of the child writing a snapshot now, if one is."""
+        return None if self._snapshot_child is None else self._snapshot_child[0]
+
     def _snapshot_due(self) -> bool:
         policy = self.snapshots
         if policy is None or self._snapshot_child is not None or self.stopped is not None:

@@ -186,7 +186,7 @@ class _Pickler(pickle.Pickler):
         if obj.__class__ is ExchangeCore:
             # Its state only: settings and transient buffers are set by whoever loads it.
             state = {k: v for k, v in obj.__dict__.items() if k not in NOT_STATE}
-            return copyreg.__newobj__, (ExchangeCore,), state
+            return copyreg.__newobj__, (ExchangeCore,), state  # type: ignore[attr-defined]
         return NotImplemented
 
 
