@@ -456,6 +456,11 @@ class ExchangeService:
 
     # ------------------------------------------------------------------ snapshots
     @property
+    def chain_head(self) -> bytes:
+        """The chain link of the last operation applied (of the log row it writes)."""
+        return self._chain
+
+    @property
     def snapshot_child(self) -> int | None:
         """The pid of the child writing a snapshot now, if one is."""
         return None if self._snapshot_child is None else self._snapshot_child[0]

@@ -68,6 +68,7 @@ __all__ = [
     "read",
     "read_header",
     "write",
+    "write_file",
     "write_in_child",
 ]
 
@@ -270,10 +271,14 @@ def encode(core: ExchangeCore, seq: int, chain: bytes, state_hash: str | None = 
 def write(
     directory: Path, core: ExchangeCore, seq: int, chain: bytes, state_hash: str | None = None
 ) -> Path:
-    """Write a snapshot of ``core`` at ``seq`` durably (temporary file, fsync, rename,
-    fsync of the directory); returns its path. Takes no lock and logs nothing: a forked
-    child may call it."""
-    data = encode(core, seq, chain, state_hash)
+    """Write a snapshot of ``core`` at ``seq`` durably; returns its path. Takes no lock
+    and logs nothing: a forked child may call it."""
+    return write_file(directory, seq, encode(core, seq, chain, state_hash))
+
+
+def write_file(directory: Path, seq: int, data: bytes) -> Path:
+    """Write the snapshot file ``data`` (:func:`encode`) of operation ``seq`` durably: a
+    temporary file, fsync, rename into place, fsync of the directory."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / file_name(seq)
     temp = directory / f"{TEMP_PREFIX}{seq:012d}.{os.getpid()}.tmp"
