@@ -480,9 +480,18 @@ class ExchangeService:
         )
 
     def _snapshot_if_due(self) -> None:
+        """Reap a finished snapshot child; start the next snapshot if one is due. A
+        snapshot that cannot start (no directory, no memory to fork) never stops the
+        writer: it is logged and retried later."""
         self.reap_snapshot()
-        if self._snapshot_due():
+        if not self._snapshot_due():
+            return
+        try:
             self.take_snapshot()
+        except OSError as exc:
+            assert self.snapshots is not None
+            self._snapshot_retry_at = time.monotonic() + min(60.0, self.snapshots.every_seconds)
+            log.warning("a snapshot at operation %d could not start: %r", self.seq, exc)
 
     def take_snapshot(self) -> int:
         """Start a snapshot of the core as it is now (everything applied is committed):

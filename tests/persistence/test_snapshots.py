@@ -280,3 +280,32 @@ def test_db_snapshot_takes_one_at_the_end_of_the_log(tmp_path: Path) -> None:
         assert service.core.state_hash() == expected
     finally:
         service.store.close()
+
+
+def test_a_snapshot_that_fails_never_stops_the_writer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A directory that cannot be made, and a child that cannot write its file: both are
+    logged at WARNING, and trading goes on."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    (tmp_path / "a file").write_text("")
+    unusable = SnapshotPolicy(tmp_path / "a file" / "snapshots", every_operations=100)
+    with caplog.at_level(logging.WARNING, logger="suanli.service"):
+        service = start_service(Store(url), check_invariants=False, snapshots=unusable)
+        try:
+            _run(service, 11, 300)
+            assert service.seq > 200 and service.snapshot_seq == 0
+            # A directory where the child's file would go: its rename fails.
+            directory = tmp_path / "snapshots"
+            (directory / snapshot.file_name(service.seq + 1)).mkdir(parents=True)
+            service.snapshots = SnapshotPolicy(directory, every_operations=1)
+            service._snapshot_retry_at = 0.0
+            _run(service, 12, 1)
+            assert service.reap_snapshot(block=True) in (False, None)
+            assert service.snapshot_seq == 0 and service.stopped is None
+            _run(service, 13, 20)
+        finally:
+            service.store.close()
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("could not start" in m and "NotADirectoryError" in m for m in warned), warned
+    assert any("failed (exit status 1" in m for m in warned), warned
