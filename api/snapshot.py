@@ -231,7 +231,15 @@ def loads(payload: bytes) -> ExchangeCore:
     """A core from :func:`dumps`' bytes, as a replay would hold it: no per-account bounds
     and ``admitting`` off (the shell sets both once the log's tail is replayed), empty
     change buffers."""
-    core = _Unpickler(io.BytesIO(payload)).load()
+    # Millions of objects are made and none is garbage: collections meanwhile would only
+    # rescan them again and again.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        core = _Unpickler(io.BytesIO(payload)).load()
+    finally:
+        if enabled:
+            gc.enable()
     if core.__class__ is not ExchangeCore:
         raise pickle.UnpicklingError("the payload is not an exchange core")
     core.limits = CoreLimits.unbounded()
