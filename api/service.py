@@ -211,6 +211,7 @@ class ExchangeService:
         self.snapshot_seq = 0
         #: The operation start-up began its replay after (0: the whole log).
         self.recovered_from = 0
+        self.recovery_seconds = (0.0, 0.0)
         #: How long the writer paused for each of the latest snapshots (the fork), seconds.
         self.snapshot_pauses: deque[float] = deque(maxlen=64)
         self._snapshot_at = time.monotonic()  # when the last snapshot was started
@@ -236,6 +237,7 @@ class ExchangeService:
         refused rather than served as a younger exchange."""
         store = self.store
         projected = store.projected_seq()
+        started = time.perf_counter()
         if self.snapshots is not None:
             found = snapshot.newest_usable(
                 store, self.snapshots.directory, projected=projected, clean=True
@@ -244,7 +246,7 @@ class ExchangeService:
                 header, self.core = found
                 self.seq = self.recovered_from = self.snapshot_seq = header.seq
                 self._chain = bytes.fromhex(header.chain)
-                log.info("recovering from the snapshot at operation %d", header.seq)
+        loaded = time.perf_counter()
         core = self.core
         for entry in store.read_log(after=self.seq):
             seq, op = entry.seq, entry.op
@@ -261,6 +263,17 @@ class ExchangeService:
             self._chain = entry.chain
             if seq > projected:  # logged, but its projections were not written
                 self._unprojected.append(applied(core, seq, op, result, changes))
+        #: Seconds start-up took to load its snapshot and to replay the log after it.
+        self.recovery_seconds = (loaded - started, time.perf_counter() - loaded)
+        if self.recovered_from:
+            log.info(
+                "recovered from the snapshot at operation %d (loaded in %.1f s), then %d "
+                "log rows replayed in %.1f s",
+                self.recovered_from,
+                self.recovery_seconds[0],
+                self.seq - self.recovered_from,
+                self.recovery_seconds[1],
+            )
         if projected > self.seq:
             raise DatabaseRefused(
                 f"the operation log ends at seq {self.seq} but the projections reach seq "
