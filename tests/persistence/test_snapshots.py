@@ -27,7 +27,9 @@ from api import snapshot
 from api.cli import app
 from api.db.store import Store
 from api.service import ExchangeService
+from api.settings import Settings
 from api.snapshot import SnapshotPolicy
+from api.startup import build_context
 from exchange.core import Rejected
 
 from .market import assert_projections_agree, core_options, crash_operations, start_service
@@ -309,3 +311,47 @@ def test_a_snapshot_that_fails_never_stops_the_writer(
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("could not start" in m and "NotADirectoryError" in m for m in warned), warned
     assert any("failed (exit status 1" in m for m in warned), warned
+
+
+def test_settings_give_the_server_its_snapshots(db_url: str, tmp_path: Path) -> None:
+    """As `suanli serve` starts: beside a SQLite file by default; on PostgreSQL only in a
+    configured directory."""
+    configured = None if db_url.startswith("sqlite") else str(tmp_path / "pg-snapshots")
+    settings = Settings(
+        database_url=db_url,
+        clock="simulated",
+        snapshot_dir=configured,
+        snapshot_every_operations=5,
+        snapshot_keep=2,
+    )
+    ctx = build_context(settings)
+    service = ctx.service
+    try:
+        policy = service.snapshots
+        assert policy is not None and policy.every_operations == 5 and policy.keep == 2
+        if configured is None:
+            assert policy.directory == tmp_path / "suanli.db.snapshots"
+        else:
+            assert policy.directory == Path(configured)
+        for op in crash_operations(5, 40):
+            with contextlib.suppress(Rejected):
+                service.run(op)
+                service.reap_snapshot(block=True)
+        expected = service.core.state_hash()
+        taken = snapshot.list_snapshots(policy.directory)
+        assert len(taken) == 2 and taken[0][0] == service.snapshot_seq > 0
+    finally:
+        service.store.close()
+    again = build_context(settings).service
+    try:
+        assert again.recovered_from == taken[0][0]
+        assert again.core.state_hash() == expected
+    finally:
+        again.store.close()
+    if configured is not None:
+        unset = build_context(Settings(database_url=db_url, clock="simulated")).service
+        try:
+            assert unset.snapshots is None and unset.recovered_from == 0
+            assert unset.core.state_hash() == expected
+        finally:
+            unset.store.close()
