@@ -197,10 +197,14 @@ class _Unpickler(pickle.Unpickler):
         self._sets: list[Any] = []
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED or module.startswith(_ALLOWED_PREFIXES):
+        if (module, name) in _ALLOWED:
             return super().find_class(module, name)
-        if module in ("exchange", "pricing"):  # the packages' own __init__
-            return super().find_class(module, name)
+        if module.startswith(_ALLOWED_PREFIXES) and "." not in name:
+            # Only a class defined in those packages: not a function, nor a module or a
+            # class the module imported from elsewhere (``logging``, say).
+            found = super().find_class(module, name)
+            if isinstance(found, type) and found.__module__.startswith(_ALLOWED_PREFIXES):
+                return found
         raise pickle.UnpicklingError(f"a snapshot may not build {module}.{name}")
 
     def persistent_load(self, pid: Any) -> Any:

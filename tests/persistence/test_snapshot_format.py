@@ -112,10 +112,30 @@ class _Evil:
         return (os.system, ("true",))
 
 
+def _global_call(module: str, name: str) -> bytes:
+    """A pickle that looks ``module.name`` up and calls it with 50."""
+
+    def text(value: str) -> bytes:
+        return b"\x8c" + bytes([len(value)]) + value.encode()
+
+    return b"\x80\x04" + text(module) + text(name) + b"\x93K\x32\x85R."
+
+
 def test_the_unpickler_builds_only_what_is_allowed() -> None:
     for value in (_Evil(), pickle.loads, subprocess.Popen):
         payload = pickle.dumps(value, protocol=5)
         with pytest.raises(pickle.UnpicklingError, match="a snapshot may not build"):
             snapshot.loads(payload)
+    # Names inside the allowed packages that are not their classes: a module they
+    # import, an attribute of it reached by a dotted name, a function of theirs.
+    for module, name in (
+        ("exchange.genesis", "logging"),
+        ("exchange.genesis", "logging.disable"),
+        ("exchange.core", "replay"),
+        ("exchange.genesis", "ExchangeCore.apply"),
+    ):
+        call = _global_call(module, name)
+        with pytest.raises(pickle.UnpicklingError, match="a snapshot may not build"):
+            snapshot.loads(call)
     with pytest.raises(pickle.UnpicklingError, match="not an exchange core"):
         snapshot.loads(pickle.dumps({"a": 1}, protocol=5))
