@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -228,19 +229,78 @@ def _replayed(url: str) -> ExchangeCore:
     return replay_database(url).core
 
 
+SnapshotDir = Annotated[
+    str | None,
+    typer.Option(
+        "--snapshot-dir",
+        help="Snapshot directory. Default: SUANLI_SNAPSHOT_DIR, else '<database file>"
+        ".snapshots' beside a SQLite file.",
+    ),
+]
+
+
+def _snapshot_dir(url: str, configured: str | None) -> Path | None:
+    from api.db.engine import make_engine
+    from api.settings import Settings
+    from api.snapshot import default_directory
+
+    engine = make_engine(url)
+    try:
+        name = engine.url.database if engine.dialect.name == "sqlite" else None
+    finally:
+        engine.dispose()
+    if name == ":memory:":
+        name = None
+    return default_directory(configured or Settings().snapshot_dir, name)
+
+
 @db_app.command("verify")
-def db_verify(database_url_: DatabaseUrl = None) -> None:
+def db_verify(database_url_: DatabaseUrl = None, snapshot_dir: SnapshotDir = None) -> None:
     """Check a database offline: the log's hash chain row by row, that every operation
-    replays, every invariant of the state it builds, and that the projections do not run
-    ahead of the log. Reads only: safe while the server runs. Prints the chain's head
-    digest, which an operator can keep elsewhere to detect a rewritten log."""
+    replays, every invariant of the state it builds, that the projections do not run
+    ahead of the log, and every snapshot against the replay at its operation (matches,
+    differs or unreadable). Reads only: safe while the server runs. Prints the chain's
+    head digest, which an operator can keep elsewhere to detect a rewritten log. Exit
+    status 1 if a snapshot differs."""
     from api.verify import replay_database
 
+    url = database_url(database_url_)
     with _one_line_errors():
-        report = replay_database(database_url(database_url_))
+        report = replay_database(url, _snapshot_dir(url, snapshot_dir))
+    for check in report.snapshots:
+        typer.echo(f"snapshot {check.name} (operation {check.seq}): {check.status}: {check.detail}")
     typer.echo(
-        f"ok: {report.operations} operations, chain head {report.head}, "
-        f"state hash {report.state_hash}, projections at operation {report.projected}"
+        f"ok: {report.operations} operations, chain head {report.head} (the chain holds), "
+        f"state hash {report.state_hash}, projections at operation {report.projected}, "
+        f"{sum(c.status == 'matches' for c in report.snapshots)} of "
+        f"{len(report.snapshots)} snapshots match"
+    )
+    if any(c.status == "differs" for c in report.snapshots):
+        typer.echo("suanli: a snapshot differs from the log's replay: delete it", err=True)
+        raise typer.Exit(code=1)
+
+
+@db_app.command("snapshot")
+def db_snapshot(database_url_: DatabaseUrl = None, snapshot_dir: SnapshotDir = None) -> None:
+    """Take a snapshot of the state at the end of the log now (from the newest usable
+    snapshot and the log after it), then keep the newest SUANLI_SNAPSHOT_KEEP. Reads the
+    database only: safe while the server runs."""
+    from api.settings import Settings
+    from api.startup import StartupError
+    from api.verify import take_snapshot
+
+    url = database_url(database_url_)
+    with _one_line_errors():
+        directory = _snapshot_dir(url, snapshot_dir)
+        if directory is None:
+            raise StartupError(
+                "no snapshot directory: give --snapshot-dir (or SUANLI_SNAPSHOT_DIR)"
+            )
+        taken = take_snapshot(url, directory, Settings().snapshot_keep)
+    typer.echo(
+        f"snapshot at operation {taken.seq}: {taken.path} ({taken.size:,} bytes, "
+        f"{taken.replayed} operations replayed, {taken.seconds:.2f} s; "
+        f"{taken.deleted} older deleted)"
     )
 
 

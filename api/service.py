@@ -17,7 +17,10 @@ chunks with the log's groups in between.
 
 On start the service replays the operation log into a fresh core: books, holds,
 balances, sequence numbers and the state hash come back exactly; operations past the
-projection watermark are projected again.
+projection watermark are projected again. With a snapshot policy, start-up begins from the
+newest usable snapshot (:mod:`api.snapshot`) and replays only the log after it, and the
+writer takes a snapshot every so many operations or seconds, in a forked child that
+serializes the copy-on-write image of the core while the writer goes on.
 
 A failed commit leaves memory ahead of the disk; the service then stops accepting work
 (fail-stop) and must be restarted, which replays the log.
@@ -30,13 +33,16 @@ import contextlib
 import gc
 import heapq
 import logging
+import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from api import snapshot
 from api.db.chain import GENESIS
 from api.db.store import Batch, DatabaseRefused, Store
 from api.projection import Applied, applied, log_row, project
@@ -76,6 +82,8 @@ def tune_gc() -> None:
 
 #: Queued by flush() to wake an idle writer; carries no operation.
 _WAKE: Any = object()
+#: How often an idle writer looks for a finished or a timed snapshot, seconds.
+_SNAPSHOT_POLL_S = 1.0
 
 
 def wall_clock_us() -> int:
@@ -140,6 +148,7 @@ class ExchangeService:
         projection_backlog_max: int = 1_000_000,
         projection_retry_max_s: float = 30.0,
         check_invariants: bool = False,
+        snapshots: snapshot.SnapshotPolicy | None = None,
     ) -> None:
         if clock not in ("real", "simulated"):
             raise ValueError("clock is 'real' or 'simulated'")
@@ -196,6 +205,18 @@ class ExchangeService:
         self._flush_waiters: list[asyncio.Future[None]] = []
         # (seq, tiebreak, future): callers waiting for a log position to be committed.
         self._commit_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        #: Where and when snapshots are taken (None: never, and start-up replays it all).
+        self.snapshots = snapshots
+        #: The operation of the newest snapshot written or recovered from (0: none).
+        self.snapshot_seq = 0
+        #: The operation start-up began its replay after (0: the whole log).
+        self.recovered_from = 0
+        self.recovery_seconds = (0.0, 0.0)
+        #: How long the writer paused for each of the latest snapshots (the fork), seconds.
+        self.snapshot_pauses: deque[float] = deque(maxlen=64)
+        self._snapshot_at = time.monotonic()  # when the last snapshot was started
+        self._snapshot_retry_at = 0.0  # after a failed snapshot, not before this
+        self._snapshot_child: tuple[int, int, float] | None = None  # pid, seq, started
         store.lock_writer()
         try:
             self._recover()
@@ -214,10 +235,20 @@ class ExchangeService:
         """Replay the log (its hash chain checked row by row), then project what lies past
         the watermark. A database whose log lost rows that its projections still show is
         refused rather than served as a younger exchange."""
-        core = self.core
         store = self.store
         projected = store.projected_seq()
-        for entry in store.read_log():
+        started = time.perf_counter()
+        if self.snapshots is not None:
+            found = snapshot.newest_usable(
+                store, self.snapshots.directory, projected=projected, clean=True
+            )
+            if found is not None:
+                header, self.core = found
+                self.seq = self.recovered_from = self.snapshot_seq = header.seq
+                self._chain = bytes.fromhex(header.chain)
+        loaded = time.perf_counter()
+        core = self.core
+        for entry in store.read_log(after=self.seq):
             seq, op = entry.seq, entry.op
             if seq == 1:
                 begin_replay(core, op)  # a log older than the logged catalog: the packaged one
@@ -232,6 +263,17 @@ class ExchangeService:
             self._chain = entry.chain
             if seq > projected:  # logged, but its projections were not written
                 self._unprojected.append(applied(core, seq, op, result, changes))
+        #: Seconds start-up took to load its snapshot and to replay the log after it.
+        self.recovery_seconds = (loaded - started, time.perf_counter() - loaded)
+        if self.recovered_from:
+            log.info(
+                "recovered from the snapshot at operation %d (loaded in %.1f s), then %d "
+                "log rows replayed in %.1f s",
+                self.recovered_from,
+                self.recovery_seconds[0],
+                self.seq - self.recovered_from,
+                self.recovery_seconds[1],
+            )
         if projected > self.seq:
             raise DatabaseRefused(
                 f"the operation log ends at seq {self.seq} but the projections reach seq "
@@ -398,6 +440,7 @@ class ExchangeService:
         self.committed_seq = self.seq
         self._write_projections()
         self._publish(published)
+        self._snapshot_if_due()
         return items
 
     def run(self, op: Operation, render: Render | None = None) -> Any:
@@ -424,6 +467,114 @@ class ExchangeService:
             )
         self.stopped = exc
 
+    # ------------------------------------------------------------------ snapshots
+    @property
+    def chain_head(self) -> bytes:
+        """The chain link of the last operation applied (of the log row it writes)."""
+        return self._chain
+
+    @property
+    def snapshot_child(self) -> int | None:
+        """The pid of the child writing a snapshot now, if one is."""
+        return None if self._snapshot_child is None else self._snapshot_child[0]
+
+    def _snapshot_due(self) -> bool:
+        policy = self.snapshots
+        if policy is None or self._snapshot_child is not None or self.stopped is not None:
+            return False
+        if self.seq <= self.snapshot_seq or self.committed_seq != self.seq:
+            return False
+        now = time.monotonic()
+        if now < self._snapshot_retry_at:
+            return False
+        return (
+            self.seq - self.snapshot_seq >= policy.every_operations
+            or now - self._snapshot_at >= policy.every_seconds
+        )
+
+    def _snapshot_if_due(self) -> None:
+        """Reap a finished snapshot child; start the next snapshot if one is due. A
+        snapshot that cannot start (no directory, no memory to fork) never stops the
+        writer: it is logged and retried later."""
+        self.reap_snapshot()
+        if not self._snapshot_due():
+            return
+        try:
+            self.take_snapshot()
+        except OSError as exc:
+            assert self.snapshots is not None
+            self._snapshot_retry_at = time.monotonic() + min(60.0, self.snapshots.every_seconds)
+            log.warning("a snapshot at operation %d could not start: %r", self.seq, exc)
+
+    def take_snapshot(self) -> int:
+        """Start a snapshot of the core as it is now (everything applied is committed):
+        a child process forked here serializes its copy-on-write image and writes it,
+        while this process goes on. Returns the child's pid; :meth:`reap_snapshot` sees
+        it end. The writer's pause is the fork, recorded in ``snapshot_pauses``."""
+        policy = self.snapshots
+        if policy is None:
+            raise RuntimeError("no snapshot policy")
+        if self._snapshot_child is not None:
+            raise RuntimeError("a snapshot is being written")
+        if self.committed_seq != self.seq:
+            raise RuntimeError("a snapshot is taken when everything applied is committed")
+        seq, chain, core = self.seq, self._chain, self.core
+        policy.directory.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:  # the child: serialize, write, leave
+            snapshot.write_in_child(policy.directory, core, seq, chain)
+        pause = time.perf_counter() - started
+        self.snapshot_pauses.append(pause)
+        self._snapshot_child = (pid, seq, time.monotonic())
+        self._snapshot_at = time.monotonic()
+        log.info("snapshot at operation %d started (the writer paused %.1f ms)", seq, pause * 1e3)
+        return pid
+
+    def reap_snapshot(self, *, block: bool = False) -> bool | None:
+        """If the snapshot child has ended (or, with ``block``, once it has): True if its
+        snapshot is durable (older ones beyond ``keep`` are then deleted), False if it
+        failed; None while it runs or when there is none."""
+        child = self._snapshot_child
+        if child is None or self.snapshots is None:
+            return None
+        pid, seq, started = child
+        try:
+            done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere: whether it succeeded is unknown
+            done, status = pid, 1 << 8
+        if done == 0:
+            return None
+        self._snapshot_child = None
+        code = os.waitstatus_to_exitcode(status)
+        took = time.monotonic() - started
+        if code != 0:
+            # Retried after a pause, not at once: a full disk would fork again and again.
+            self._snapshot_retry_at = time.monotonic() + min(60.0, self.snapshots.every_seconds)
+            log.warning(
+                "the snapshot at operation %d failed (exit status %d after %.1f s): "
+                "start-up replays from the one before; retried shortly",
+                seq,
+                code,
+                took,
+            )
+            return False
+        self.snapshot_seq = seq
+        deleted = snapshot.prune(self.snapshots.directory, self.snapshots.keep)
+        log.info(
+            "snapshot at operation %d written in %.1f s (%d older deleted)", seq, took, len(deleted)
+        )
+        return True
+
+    def _snapshot_tick(self) -> None:
+        """Timer: wake the writer to reap a finished snapshot or take a timed one."""
+        if self._queue is None or self.stopped is not None:
+            return
+        if self._snapshot_child is not None or self._snapshot_due():
+            self._queue.put_nowait(_WAKE)
+        if self._loop is not None:
+            self._loop.call_later(_SNAPSHOT_POLL_S, self._snapshot_tick)
+
     # ------------------------------------------------------------------ async writer
     async def start(self, tick_seconds: float = 1.0) -> None:
         self._loop = asyncio.get_running_loop()
@@ -434,6 +585,8 @@ class ExchangeService:
             self._ticker = asyncio.create_task(self._tick_loop(tick_seconds), name="suanli-clock")
         if self.projection_error is not None:  # start-up could not project: retry
             self._loop.call_later(self._projection_backoff_s, self._wake)
+        if self.snapshots is not None:  # an idle writer still takes its timed snapshots
+            self._loop.call_later(_SNAPSHOT_POLL_S, self._snapshot_tick)
 
     async def stop(self) -> None:
         if (
@@ -456,6 +609,7 @@ class ExchangeService:
                 await self._projection_write
         if self._projector is not None:
             self._projector.shutdown(wait=True)
+        self.reap_snapshot(block=True)  # a snapshot being written is finished, not lost
         self.store.close()
 
     async def flush(self) -> None:
@@ -590,6 +744,8 @@ class ExchangeService:
                 if written is not None and written.done():
                     self._projection_write = None  # its outcome went to _projected()
                 if in_flight is None:
+                    if self.snapshots is not None:
+                        self._snapshot_if_due()
                     if self._unprojected and self._projection_due():
                         await self._start_projection(loop)
                         if self._unprojected and queue.empty() and self._projection_due():

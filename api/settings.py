@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     # Operations held in memory while the projection tables cannot be written; beyond it
     # writes are refused (503) until they are.
     projection_backlog_max: int = 1_000_000
+    # Snapshots of the core (api/snapshot.py): start-up loads the newest valid one and
+    # replays only the log after it. The directory defaults to "<database file>.snapshots"
+    # beside a SQLite file; on PostgreSQL snapshots are taken only where it is set.
+    snapshot_enabled: bool = True
+    snapshot_dir: str | None = None
+    snapshot_every_operations: PositiveInt = 100_000  # operations since the last one
+    snapshot_every_seconds: PositiveFloat = 3_600.0  # or this long, if anything changed
+    snapshot_keep: PositiveInt = 3  # the newest this many are kept
     max_body_bytes: int = 256 * 1024
     page_limit_max: int = 500
     batch_max: int = 512  # operations per group commit

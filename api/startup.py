@@ -20,11 +20,18 @@ from api.idempotency import IdempotencyStore
 from api.keys import OPERATOR_KEY_MIN, key_prefix, operator_digest
 from api.service import ExchangeService, Submission
 from api.settings import Settings
+from api.snapshot import SnapshotPolicy, default_directory
 from api.views import iso, parse_iso
 from exchange.limits import CoreLimits
 from exchange.operations import CreateAccount, IssueApiKey, Operation, RevokeApiKey
 
-__all__ = ["StartupError", "bootstrap_admin_key", "build_context", "open_store"]
+__all__ = [
+    "StartupError",
+    "bootstrap_admin_key",
+    "build_context",
+    "open_store",
+    "snapshot_policy",
+]
 
 log = logging.getLogger("suanli.startup")
 
@@ -53,6 +60,24 @@ def open_store(url: str, *, lock_wait_s: float = 10.0) -> Store:
             f"cannot open the database at {shown(url)}: {first}; check --database-url "
             "(or SUANLI_DATABASE_URL) and that the database server is running"
         ) from exc
+
+
+def snapshot_policy(settings: Settings, store: Store) -> SnapshotPolicy | None:
+    """The snapshot policy the settings give for ``store`` (None: no snapshots)."""
+    if not settings.snapshot_enabled:
+        return None
+    directory = default_directory(settings.snapshot_dir, store.sqlite_path())
+    if directory is None:
+        log.info(
+            "no snapshots: set SUANLI_SNAPSHOT_DIR to take them (start-up replays the whole log)"
+        )
+        return None
+    return SnapshotPolicy(
+        directory,
+        every_operations=settings.snapshot_every_operations,
+        every_seconds=settings.snapshot_every_seconds,
+        keep=settings.snapshot_keep,
+    )
 
 
 def build_context(settings: Settings) -> Context:
@@ -88,6 +113,7 @@ def build_context(settings: Settings) -> Context:
             batch_max=settings.batch_max,
             projection_backlog_max=settings.projection_backlog_max,
             check_invariants=settings.check_invariants,
+            snapshots=snapshot_policy(settings, store),
         )
     except LogDamaged as exc:
         store.close()

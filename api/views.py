@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -95,9 +95,19 @@ def format_fraction(value: Fraction | None, units_decimals: int, places: int) ->
     """An exact ratio in minor units, as a decimal string rounded half-even to ``places``."""
     if value is None:
         return None
-    d = Decimal(value.numerator) / Decimal(value.denominator) / Decimal(10**units_decimals)
-    text = format(d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    # In integers, exactly: Decimal's 28-digit context would round a long quotient first
+    # (twice rounded) and refuse to quantize a value of more digits (a 500).
+    scaled = Fraction(value) * 10**places / 10**units_decimals
+    whole, rest = divmod(scaled.numerator, scaled.denominator)  # floor, 0 <= rest < den
+    twice = 2 * rest
+    if twice > scaled.denominator or (twice == scaled.denominator and whole % 2):
+        whole += 1
+    # The sign is the value's, as Decimal keeps it: a small negative value rounds to -0.
+    sign, digits = ("-", str(-whole)) if value < 0 else ("", str(whole))
+    if places:
+        digits = digits.rjust(places + 1, "0")
+        digits = f"{digits[:-places]}.{digits[-places:]}".rstrip("0").rstrip(".")
+    return sign + digits
 
 
 def average_price(o: OrderState) -> str | None:

@@ -26,3 +26,19 @@ def test_bench_writer_runs() -> None:
     out = _run("benchmarks/bench_writer.py", "--orders", "300", "--cpu")
     stages = [line.split()[0] for line in out.splitlines()[2:]]
     assert stages == ["apply", "render", "log", "log", "projection", "projection"], out
+
+
+def test_bench_recovery_runs() -> None:
+    out = _run("benchmarks/bench_recovery.py", "--operations", "3000", "--seconds", "0.5")
+    labels = [line.split("  ")[0] for line in out.splitlines()[1:]]
+    assert labels == [
+        "full replay",
+        "resident memory after",
+        "snapshot",
+        "writer's pause (fork)",
+        "order latency, none",
+        "order latency, snapshot",
+        "p99 during / without",
+        "recovery from snapshot",
+    ], out
+    assert "state hash equals the full replay's" in out, out

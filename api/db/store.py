@@ -322,6 +322,13 @@ class Store:
             payload = conn.execute(select(table.c.payload).where(table.c.seq == seq)).scalar()
         return None if payload is None else decode_operation(bytes(payload))
 
+    def chain_at(self, seq: int) -> bytes | None:
+        """The chain link stored with log row ``seq`` (None when the log does not hold it)."""
+        table = _TABLES["operation_log"]
+        with self.engine.connect() as conn:
+            value = conn.execute(select(table.c.chain).where(table.c.seq == seq)).scalar()
+        return None if value is None else bytes(value)
+
     def last_seq(self) -> int:
         table = _TABLES["operation_log"]
         with self.engine.connect() as conn:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from fractions import Fraction
 from typing import Any
 
 import pytest
 
+from api.views import format_fraction
 from tests.api.conftest import ADMIN, H100, TIER, TIER_BODY, Api, Trader
 from tests.api.routes import Route, http_routes
 from tests.api.test_access import BODIES
@@ -454,3 +456,32 @@ def test_an_unexpected_error_in_order_entry_is_a_json_500_and_changes_nothing(
             }
     assert api.operations() == before
     assert api.post("/v1/orders", json=body, headers=s.a.headers).status_code == 201
+
+
+def test_a_conversion_past_decimal_precision_is_answered_exactly(api: Api) -> None:
+    """Figures of more than 28 digits (Decimal's default precision) are formatted exactly,
+    not refused by quantize as a 500 (found by the schema's stateful phase)."""
+    r = api.get(
+        f"/v1/metering/convert?hardware_id={H100}&count=100001&hours=80000000000000000"
+        "&precision=fp8&pue=1&emission_factor=1&green_share=0"
+    )
+    body = api.ok(r)
+    assert body["pf_hours"] == "15831358312000000000000"
+
+
+@pytest.mark.parametrize(
+    ("value", "units", "places", "text"),
+    [
+        (Fraction(5, 2), 0, 0, "2"),
+        (Fraction(7, 2), 0, 0, "4"),
+        (Fraction(-5, 2), 0, 0, "-2"),
+        (Fraction(-1, 1000), 0, 2, "-0"),
+        (Fraction(10**30 + 1, 3), 0, 3, "333333333333333333333333333333.667"),
+        (Fraction(123456789, 7), 4, 8, "1763.66841429"),
+        (Fraction(2 * 10**40, 1), 10, 6, "2" + "0" * 30),
+    ],
+)
+def test_format_fraction_rounds_half_even_exactly(
+    value: Fraction, units: int, places: int, text: str
+) -> None:
+    assert format_fraction(value, units, places) == text
