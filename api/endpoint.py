@@ -194,14 +194,14 @@ class Endpoint:
             chunk = message.get("body", b"")
             seen += len(chunk)
             if seen > max_bytes:
-                await respond(send, 413, too_large(max_bytes))
+                await respond(send, Refusal.REQUEST_TOO_LARGE.status, too_large(max_bytes))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
         if body and not is_json(scope["headers"]):
-            await respond(send, 422, refuse_media_type())
+            await respond(send, Refusal.UNSUPPORTED_MEDIA_TYPE.status, refuse_media_type())
             return
         incoming = Incoming(scope["app"].state.context, scope["headers"], body)
         extra: list[tuple[bytes, bytes]] = []
@@ -263,7 +263,7 @@ class FrontDoor:
             return
         max_bytes = body_limit(scope)
         if declared_too_large(scope["headers"], max_bytes):
-            await respond(send, 413, too_large(max_bytes))
+            await respond(send, Refusal.REQUEST_TOO_LARGE.status, too_large(max_bytes))
             return
         await endpoint(scope, receive, send)
 

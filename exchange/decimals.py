@@ -23,7 +23,7 @@ def parse_decimal(
     text: str, name: str, *, column: int = DECIMAL_TEXT_MAX, strict: bool = True
 ) -> Decimal:
     """``text`` as a finite decimal of bounded size, whose own text (what the database
-    keeps) fits ``column`` characters; else ``Rejected("invalid_decimal")``. Not
+    keeps) fits ``column`` characters; else ``Refusal.INVALID_DECIMAL``. Not
     ``strict`` (replaying a log an earlier version accepted), only what that version
     checked: a finite decimal of at most 40 characters."""
     if len(text) > DECIMAL_TEXT_MAX:

@@ -44,7 +44,7 @@ class Rejected(Exception):
     """An operation refused before it changed anything. ``code`` is the stable API code.
 
     ``Rejected(Refusal.X, **fields)`` renders the refusal's message from its template;
-    the older ``Rejected("code", "message")`` (free text) is still accepted, and a code
+    the older ``Rejected(code, message)`` (free text) is still accepted, and a code
     alone reads as its words ("invalid tick")."""
 
     def __init__(self, code: str, message: str = "", /, **fields: object) -> None:
