@@ -371,6 +371,8 @@ class Refusal(StrEnum):
         "{field}: {reason}",
     )
     INVALID_HOURS = "invalid_hours", 422, "{field}: {reason}"
+    #: a decimal query parameter (its rule does not learn the parameter's name)
+    INVALID_VALUE = "invalid_value", 422, "{field}: {reason}"
 
     @classmethod
     def for_field(cls, field: str) -> Refusal:

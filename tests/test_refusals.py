@@ -255,8 +255,9 @@ def _decimal_fields() -> set[str]:
 def test_every_decimal_field_has_its_refusal() -> None:
     fields = _decimal_fields()
     assert {"price", "quantity", "amount", "pue", "tick_size"} <= fields
-    # query parameters (api.routes.market) and the pricing package's own checks
-    fields |= {"hours", "emission_factor", "green_share"}
+    # query parameters (api.routes.market: checked as "value", then parsed by name) and
+    # the pricing package's own checks
+    fields |= {"value", "hours", "emission_factor", "green_share"}
     for field in fields:
         assert Refusal.for_field(field).value == f"invalid_{field}"
     for name in ("memory", "bandwidth", "tdp", "fp64_vector"):
