@@ -27,6 +27,7 @@ from api.settings import Settings
 from api.startup import build_context
 from api.ws import Hub
 from api.ws import router as ws_router
+from exchange.refusals import Refusal
 
 __all__ = [
     "TELEMETRY_OFF",
@@ -62,7 +63,7 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         if declared_too_large(scope.get("headers", ()), self.max_bytes):
-            await respond(send, 413, too_large(self.max_bytes))
+            await respond(send, Refusal.REQUEST_TOO_LARGE.status, too_large(self.max_bytes))
             return
         # Read the body here, up to the limit, and hand it on whole: a limit raised from
         # inside the app's receive() would surface as a parse error, not a 413.
@@ -76,7 +77,7 @@ class BodySizeLimit:
             body = message.get("body", b"")
             seen += len(body)
             if seen > self.max_bytes:
-                await respond(send, 413, too_large(self.max_bytes))
+                await respond(send, Refusal.REQUEST_TOO_LARGE.status, too_large(self.max_bytes))
                 return
             chunks.append(body)
             if not message.get("more_body", False):
@@ -84,7 +85,7 @@ class BodySizeLimit:
         body = b"".join(chunks)
         if body and scope["method"] in _BODY_METHODS:
             if not is_json(scope["headers"]):
-                await respond(send, 422, refuse_media_type())
+                await respond(send, Refusal.UNSUPPORTED_MEDIA_TYPE.status, refuse_media_type())
                 return
             try:
                 check_json(body)

@@ -21,6 +21,7 @@ from api.schemas import MAX_ID, Cursor, Digits
 from api.service import ExchangeService
 from api.settings import Settings
 from exchange.core import AccountRecord
+from exchange.refusals import Refusal
 from exchange.units import MAX_PRICE, MAX_QUANTITY, PRICE_DECIMALS, QUANTITY_DECIMALS
 
 __all__ = [
@@ -114,20 +115,20 @@ ContextDep = Annotated[Context, Depends(get_context)]
 
 def authenticate(ctx: Context, authorization: str | None) -> AccountRecord:
     if not authorization or not authorization.startswith("Bearer "):
-        raise ApiError("unauthorized", "send Authorization: Bearer <api key>")
+        raise ApiError(Refusal.UNAUTHORIZED, reason="send Authorization: Bearer <api key>")
     # The header arrives as Latin-1: bytes 0x80-0x9F are C1 controls, refused as in text.
     refusal = text_refusal(authorization)
     if refusal is not None and refusal.code == "invalid_characters":
         raise refusal.api("Authorization")
     key = authorization[7:].strip()
     if not key or len(key) > 200:
-        raise ApiError("unauthorized", "invalid API key")
+        raise ApiError(Refusal.UNAUTHORIZED, reason="invalid API key")
     account_id = ctx.lookup(key)
     if account_id is None:
-        raise ApiError("unauthorized", "invalid API key")
+        raise ApiError(Refusal.UNAUTHORIZED, reason="invalid API key")
     record = ctx.service.core.accounts.get(account_id)
     if record is None:
-        raise ApiError("unauthorized", "invalid API key")
+        raise ApiError(Refusal.UNAUTHORIZED, reason="invalid API key")
     return record
 
 
@@ -149,7 +150,7 @@ async def current_account(ctx: ContextDep, authorization: BearerHeader = None) -
 async def admin_account(ctx: ContextDep, authorization: BearerHeader = None) -> AccountRecord:
     record = authenticate(ctx, authorization)
     if record.role != "admin":
-        raise ApiError("forbidden", "an admin key is required")
+        raise ApiError(Refusal.FORBIDDEN, reason="an admin key is required")
     return record
 
 
@@ -181,7 +182,9 @@ def _take(limiter: RateLimiter, account: AccountRecord, cost: int, message: str)
     wait = limiter.take(str(account.id), cost)
     if wait > 0:
         raise ApiError(
-            "rate_limited", message, headers={"Retry-After": str(max(1, int(wait + 0.999)))}
+            Refusal.RATE_LIMITED,
+            headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+            reason=message,
         )
 
 
@@ -228,7 +231,7 @@ async def page_params(
     if cursor is not None and not (
         cursor.isascii() and cursor.isdigit() and int(cursor) <= MAX_CURSOR
     ):
-        raise ApiError("invalid_cursor", "cursor is the next_cursor of a previous page")
+        raise ApiError(Refusal.INVALID_CURSOR)
     return Page(min(limit, ctx.settings.page_limit_max), int(cursor) if cursor else None)
 
 

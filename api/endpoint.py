@@ -24,6 +24,7 @@ from starlette.routing import Route
 from api.errors import ApiError, allowed_methods, error_body, error_response
 from api.service import ServiceStopped
 from exchange.core import Rejected
+from exchange.refusals import Refusal
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -93,7 +94,10 @@ async def respond(
 
 def too_large(max_bytes: int) -> dict[str, Any]:
     """The 413 body for a request body over ``max_bytes``."""
-    return error_body("request_too_large", f"bodies are at most {max_bytes} bytes")
+    return error_body(
+        Refusal.REQUEST_TOO_LARGE,
+        Refusal.REQUEST_TOO_LARGE.message(what="bodies", limit=max_bytes),
+    )
 
 
 def declared_too_large(headers: Sequence[tuple[bytes, bytes]], max_bytes: int) -> bool:
@@ -130,10 +134,7 @@ def is_json(headers: Sequence[tuple[bytes, bytes]]) -> bool:
 
 def refuse_media_type() -> dict[str, Any]:
     """The 422 body for a request body that is not declared JSON."""
-    return error_body(
-        "unsupported_media_type",
-        "a request body is JSON: send Content-Type: application/json",
-    )
+    return error_body(Refusal.UNSUPPORTED_MEDIA_TYPE, Refusal.UNSUPPORTED_MEDIA_TYPE.message())
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -142,13 +143,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise ApiError("duplicate_key", f"the key {key[:64]!r} appears twice in an object")
+                raise ApiError(Refusal.DUPLICATE_KEY, key=repr(key[:64]))
             seen.add(key)
     return result
 
 
 def _no_constant(name: str) -> Any:
-    raise ApiError("invalid_request", f"{name} is not JSON")
+    raise ApiError(Refusal.INVALID_REQUEST, reason=f"{name} is not JSON")
 
 
 def check_json(body: bytes) -> Any:
@@ -160,13 +161,13 @@ def check_json(body: bytes) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError("invalid_encoding", "the body is not UTF-8", 400) from exc
+        raise ApiError(Refusal.INVALID_ENCODING) from exc
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except RecursionError as exc:
-        raise ApiError("invalid_request", "the body is nested too deeply") from exc
+        raise ApiError(Refusal.INVALID_REQUEST, reason="the body is nested too deeply") from exc
     except ValueError as exc:  # malformed, or an integer past Python's digit limit
-        raise ApiError("invalid_request", f"the body is not valid JSON: {exc}"[:300]) from exc
+        raise ApiError(Refusal.INVALID_REQUEST, f"the body is not valid JSON: {exc}"[:300]) from exc
 
 
 def body_limit(scope: Scope) -> int:
@@ -193,14 +194,14 @@ class Endpoint:
             chunk = message.get("body", b"")
             seen += len(chunk)
             if seen > max_bytes:
-                await respond(send, 413, too_large(max_bytes))
+                await respond(send, Refusal.REQUEST_TOO_LARGE.status, too_large(max_bytes))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
         if body and not is_json(scope["headers"]):
-            await respond(send, 422, refuse_media_type())
+            await respond(send, Refusal.UNSUPPORTED_MEDIA_TYPE.status, refuse_media_type())
             return
         incoming = Incoming(scope["app"].state.context, scope["headers"], body)
         extra: list[tuple[bytes, bytes]] = []
@@ -213,7 +214,8 @@ class Endpoint:
         except Exception:
             # What the server-error middleware does for the other routes, in JSON.
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
-            status, content = 500, error_body("internal_error", "internal server error")
+            status = Refusal.INTERNAL_ERROR.status
+            content = error_body(Refusal.INTERNAL_ERROR, Refusal.INTERNAL_ERROR.message())
         await respond(send, status, content, extra)
 
 
@@ -246,14 +248,22 @@ class FrontDoor:
                 # path as an id (/v1/orders/{order_id} would read "batch" as one).
                 allowed = allowed_methods(scope["app"], scope["path"])
                 if scope["method"] not in allowed:
-                    message = error_body("method_not_allowed", "Method Not Allowed")
-                    await respond(send, 405, message, [(b"allow", ", ".join(allowed).encode())])
+                    message = error_body(
+                        Refusal.METHOD_NOT_ALLOWED,
+                        Refusal.METHOD_NOT_ALLOWED.message(detail="Method Not Allowed"),
+                    )
+                    await respond(
+                        send,
+                        Refusal.METHOD_NOT_ALLOWED.status,
+                        message,
+                        [(b"allow", ", ".join(allowed).encode())],
+                    )
                     return
             await self.app(scope, receive, send)
             return
         max_bytes = body_limit(scope)
         if declared_too_large(scope["headers"], max_bytes):
-            await respond(send, 413, too_large(max_bytes))
+            await respond(send, Refusal.REQUEST_TOO_LARGE.status, too_large(max_bytes))
             return
         await endpoint(scope, receive, send)
 

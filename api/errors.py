@@ -14,6 +14,7 @@ from starlette.routing import compile_path
 
 from api.service import ProjectionsUnavailable, ServiceStopped
 from exchange.core import Rejected
+from exchange.refusals import Refusal, refusal_of
 
 __all__ = [
     "REFUSED",
@@ -34,11 +35,11 @@ __all__ = [
 REFUSED = "suanli_refused"
 
 
-def refusal_code(error: Any) -> str:
+def refusal_code(error: Any) -> Refusal:
     """The stable code of one of pydantic's errors: the edge's own, or invalid_request."""
     if error.get("type") == REFUSED:
-        return str(error.get("ctx", {}).get("code", "invalid_request"))
-    return "invalid_request"
+        return refusal_of(str(error.get("ctx", {}).get("code", Refusal.INVALID_REQUEST)))
+    return Refusal.INVALID_REQUEST
 
 
 class FastJSONResponse(JSONResponse):
@@ -48,43 +49,36 @@ class FastJSONResponse(JSONResponse):
         return msgspec.json.encode(content)
 
 
-_STATUS = {
-    "unauthorized": 401,
-    "forbidden": 403,
-    "rate_limited": 429,
-    "too_many_open_orders": 429,
-    "too_many_sites": 429,
-    "too_many_pools": 429,
-    "too_many_idempotency_keys": 429,
-    "request_too_large": 413,
-    "clock_not_simulated": 409,
-    "idempotency_key_reused": 422,
-    "service_unavailable": 503,
-}
-
-
 def status_for(code: str) -> int:
-    if code in _STATUS:
-        return _STATUS[code]
-    if code.endswith("_not_found"):
-        return 404
-    if code.endswith("_exists"):
-        return 409
-    return 422
+    """The HTTP status of ``code``, from :class:`exchange.refusals.Refusal`; any other
+    code is a bug (``KeyError``)."""
+    return refusal_of(code).status
 
 
 class ApiError(Exception):
+    """A refusal of the shell. ``ApiError(Refusal.X, **fields)`` renders the refusal's
+    template; ``ApiError(Refusal.X, message)`` says it in words of the case (a field's
+    name before a rule's detail, a parser's own words)."""
+
     def __init__(
         self,
-        code: str,
+        code: Refusal,
         message: str = "",
-        status: int | None = None,
+        /,
+        *,
         headers: dict[str, str] | None = None,
+        **fields: object,
     ) -> None:
-        super().__init__(message or code)
+        if fields:
+            if message:
+                raise TypeError("fields render the template, not a message")
+            message = code.message(**fields)
+        elif not message:
+            message = code.template if not code.fields else code.replace("_", " ")
+        super().__init__(message)
         self.code = code
-        self.message = message or code.replace("_", " ")
-        self.status = status or status_for(code)
+        self.message = message
+        self.status = code.status
         self.headers = headers
 
 
@@ -105,13 +99,13 @@ def error_response(exc: ExchangeError) -> tuple[int, dict[str, Any], dict[str, s
         return status_for(exc.code), error_body(exc.code, exc.message), None
     if isinstance(exc, ProjectionsUnavailable):
         return (
-            503,
-            error_body("projections_unavailable", str(exc)[:300]),
+            Refusal.PROJECTIONS_UNAVAILABLE.status,
+            error_body(Refusal.PROJECTIONS_UNAVAILABLE, str(exc)[:300]),
             {"Retry-After": str(exc.retry_after_s)},
         )
     return (
-        503,
-        error_body("service_unavailable", "the exchange stopped after a failed commit"),
+        Refusal.SERVICE_UNAVAILABLE.status,
+        error_body(Refusal.SERVICE_UNAVAILABLE, Refusal.SERVICE_UNAVAILABLE.message()),
         None,
     )
 
@@ -136,7 +130,7 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         # A forbidden character is named before anything else wrong with the request.
         first = next(
-            (e for e in errors if refusal_code(e) == "invalid_characters"),
+            (e for e in errors if refusal_code(e) is Refusal.INVALID_CHARACTERS),
             errors[0] if errors else {},
         )
         loc = tuple(first.get("loc", ()))
@@ -146,11 +140,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # "function-after[...]"): fields and headers are named as sent.
         where = ".".join(str(p) for p in loc if not _UNION_TAG.fullmatch(str(p)))
         message = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
-        return FastJSONResponse(error_body(refusal_code(first), message[:300]), 422)
+        code = refusal_code(first)
+        return FastJSONResponse(error_body(code, message[:300]), code.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: Refusal.NOT_FOUND, 405: Refusal.METHOD_NOT_ALLOWED}.get(
+            exc.status_code, Refusal.HTTP_ERROR
+        )
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             allowed = allowed_methods(request.app, request.url.path)

@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass
 
 from api.errors import ApiError
+from exchange.refusals import Refusal
 from exchange.units import UnitsError, decimal_pattern, parse_units
 
 __all__ = [
@@ -71,7 +72,7 @@ class Refused(ValueError):
     """A value the edge refuses: a stable ``code`` and what is wrong (``detail``, which
     does not name the field: the caller does)."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: Refusal, detail: str) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
@@ -89,13 +90,13 @@ def _forbidden(text: str) -> Refused | None:
     if bad is None:
         return None
     return Refused(
-        "invalid_characters",
+        Refusal.INVALID_CHARACTERS,
         f"U+{ord(bad.group()):04X} at position {bad.start()} is not allowed "
         "(control characters, line separators and lone surrogates are refused)",
     )
 
 
-def text_refusal(text: str, code: str = "invalid_request") -> Refused | None:
+def text_refusal(text: str, code: Refusal = Refusal.INVALID_REQUEST) -> Refused | None:
     """Why ``text`` breaks the text rule, or None. Forbidden characters are always
     ``invalid_characters``; whitespace at an end is ``code``."""
     refusal = _forbidden(text)
@@ -106,7 +107,7 @@ def text_refusal(text: str, code: str = "invalid_request") -> Refused | None:
     return None
 
 
-def check_text(text: str, field: str, code: str = "invalid_request") -> str:
+def check_text(text: str, field: str, code: Refusal = Refusal.INVALID_REQUEST) -> str:
     """``text`` if it keeps the text rule; else an :class:`ApiError` naming ``field``."""
     refusal = text_refusal(text, code)
     if refusal is not None:
@@ -148,18 +149,21 @@ class DecimalRule:
         """``text`` in minor units (``places`` of them); :class:`Refused` if it breaks
         the rule."""
         if not 1 <= len(text) <= self.max_length:
-            raise Refused("invalid_request", f"1 to {self.max_length} characters")
+            raise Refused(Refusal.INVALID_REQUEST, f"1 to {self.max_length} characters")
         try:
             value = parse_units(text, self.places)
         except UnitsError as exc:
             raise _refusal(exc, text, field) from exc
         scale = 10**self.places
         if self.maximum is not None and value > self.maximum * scale:
-            raise Refused("out_of_range", f"{text!r} is above {self.maximum}")
+            raise Refused(
+                Refusal.OUT_OF_RANGE,
+                Refusal.OUT_OF_RANGE.message(value=repr(text), problem=f"is above {self.maximum}"),
+            )
         if self.positive and value <= 0:
-            raise Refused(f"invalid_{field}", "must be positive")
+            raise Refused(Refusal.for_field(field), "must be positive")
         if value < self.minimum * scale:
-            raise Refused(f"invalid_{field}", f"must be at least {self.minimum}")
+            raise Refused(Refusal.for_field(field), f"must be at least {self.minimum}")
         return value
 
     def parse(self, text: str | None, field: str) -> int | None:
@@ -175,12 +179,12 @@ class DecimalRule:
 
 def _refusal(exc: UnitsError, text: str, field: str) -> Refused:
     code = exc.code
-    if code == "invalid_decimal":
+    if code is Refusal.INVALID_DECIMAL:
         forbidden = _forbidden(text)
         if forbidden is not None:
             return forbidden
-    elif code == "too_many_decimals":
-        code = {"price": "invalid_tick", "quantity": "invalid_lot"}.get(field, code)
-    elif code == "negative_value":
-        code = f"invalid_{field}"
+    elif code is Refusal.TOO_MANY_DECIMALS:
+        code = {"price": Refusal.INVALID_TICK, "quantity": Refusal.INVALID_LOT}.get(field, code)
+    elif code is Refusal.NEGATIVE_VALUE:
+        code = Refusal.for_field(field)
     return Refused(code, str(exc))

@@ -31,6 +31,7 @@ from pydantic_core import PydanticCustomError, core_schema
 from api.errors import REFUSED
 from api.rules import TEXT_PATTERN, TIME_PATTERN, DecimalRule, Refused, text_refusal
 from exchange.decimals import DECIMAL_EXPONENT_MAX
+from exchange.refusals import Refusal
 from exchange.units import (
     MONEY_DECIMALS,
     PRICE_DECIMALS,
@@ -118,7 +119,7 @@ class TextRule(_Rule):
         self,
         max_length: int,
         pattern: str | None = None,
-        code: str = "invalid_request",
+        code: Refusal = Refusal.INVALID_REQUEST,
         description: str | None = None,
     ) -> None:
         self.max_length = max_length
@@ -176,7 +177,7 @@ class OneOf(_Rule):
 
     def check(self, value: Any, field: str) -> Any:
         if value not in self.values:
-            _raise(Refused("invalid_request", f"one of {', '.join(map(str, self.values))}"))
+            _raise(Refused(Refusal.INVALID_REQUEST, f"one of {', '.join(map(str, self.values))}"))
         return value
 
 
@@ -196,7 +197,7 @@ class Digits:
             if isinstance(value, str) and not (
                 value.isascii() and value.isdigit() and len(value) <= DIGITS_MAX
             ):
-                _raise(text_refusal(value) or Refused("invalid_request", "ASCII digits"))
+                _raise(text_refusal(value) or Refused(Refusal.INVALID_REQUEST, "ASCII digits"))
             return value
 
         return core_schema.no_info_before_validator_function(digits, handler(source))
@@ -278,13 +279,13 @@ HardwareId = Annotated[str, TextRule(80, SLUG_PATTERN, description="a lowercase 
 Vendor = Annotated[str, TextRule(60)]
 
 
-def _time(code: str) -> TextRule:
+def _time(code: Refusal) -> TextRule:
     """An RFC 3339 time (``2026-11-22T00:00:00Z``, or with an offset); else ``code``."""
     return TextRule(32, TIME_PATTERN, code, "RFC 3339: 2026-11-22T00:00:00Z")
 
 
 #: The ``Idempotency-Key`` header: 1 to 100 characters of the text rule.
-IdempotencyKey = Annotated[str, TextRule(100, code="invalid_idempotency_key")]
+IdempotencyKey = Annotated[str, TextRule(100, code=Refusal.INVALID_IDEMPOTENCY_KEY)]
 #: A ``cursor`` query parameter: the ``next_cursor`` of a previous page.
 Cursor = Annotated[
     str,
@@ -349,7 +350,7 @@ class OrderIn(_In):
     price: Price | None = None
     quantity: Quantity
     time_in_force: TimeInForce | None = None
-    expire_time: Annotated[str, _time("invalid_expire_time")] | None = None
+    expire_time: Annotated[str, _time(Refusal.INVALID_EXPIRE_TIME)] | None = None
     post_only: bool = False
     client_order_id: Annotated[str, TextRule(64, description="unique per account")] | None = None
     stp: Stp = "cancel_newest"
@@ -408,7 +409,9 @@ class HardwareIn(_In):
         # The id is a key in an 80-character column: derived from up to 160 characters
         # of vendor and model, it could be longer than any row can hold.
         if self.id is None and len(model_slug(self.vendor, self.model)) > 80:
-            _raise(Refused("invalid_model_id", "vendor and model make a slug over 80 characters"))
+            _raise(
+                Refused(Refusal.INVALID_MODEL_ID, "vendor and model make a slug over 80 characters")
+            )
         return self
 
 
@@ -478,7 +481,7 @@ class ClockIn(_In):
     advance_seconds: (
         Annotated[int, Field(ge=0, le=MAX_ADVANCE_SECONDS), INTEGRAL] | SkipJsonSchema[None]
     ) = Field(default=None, json_schema_extra=_absent_by_default)
-    to: Annotated[str, _time("invalid_time")] | SkipJsonSchema[None] = Field(
+    to: Annotated[str, _time(Refusal.INVALID_TIME)] | SkipJsonSchema[None] = Field(
         default=None, json_schema_extra=_absent_by_default
     )
 

@@ -33,6 +33,7 @@ from websockets.frames import Frame
 
 from api.errors import error_body
 from api.settings import Settings
+from exchange.refusals import Refusal
 
 __all__ = [
     "GuardedHttpToolsProtocol",
@@ -192,7 +193,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         cap = self.limit_concurrency
         if cap is not None and len(self.connections) >= cap:
             # Closed at once, not drained: a flood beyond the cap must not hold sockets.
-            self._refuse(503, "server_busy", "the server is at its connection limit", linger=False)
+            self._refuse(
+                Refusal.SERVER_BUSY,
+                Refusal.SERVER_BUSY.message(reason="the server is at its connection limit"),
+                linger=False,
+            )
             return
         self._arm()
 
@@ -207,7 +212,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_raw += len(data)
         super().data_received(data)
         if not self._refused and self._in_head and self._head_raw > self.header_bytes_max:
-            self._refuse(431, "headers_too_large", "request headers are too large")
+            self._refuse(Refusal.HEADERS_TOO_LARGE, Refusal.HEADERS_TOO_LARGE.message())
 
     def handle_websocket_upgrade(self) -> None:
         self._disarm()
@@ -234,7 +239,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return
         if self._head_seen > self.header_bytes_max:
-            self._refuse(431, "headers_too_large", "request headers are too large")
+            self._refuse(Refusal.HEADERS_TOO_LARGE, Refusal.HEADERS_TOO_LARGE.message())
             return
         super().on_headers_complete()
 
@@ -270,10 +275,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # it would answer is dropped.
             cycle.disconnected = True
             cycle.message_event.set()
-        self._refuse(408, "request_timeout", "the request was not complete in time")
+        self._refuse(Refusal.REQUEST_TIMEOUT, Refusal.REQUEST_TIMEOUT.message())
 
-    def _refuse(self, status: int, code: str, message: str, linger: bool = True) -> None:
-        """Answer ``status`` with a JSON error body and close the connection."""
+    def _refuse(self, code: Refusal, message: str, linger: bool = True) -> None:
+        """Answer ``code`` (with its status) in a JSON error body and close the
+        connection."""
+        status = code.status
         self._refused = True
         self._disarm()
         if self.transport.is_closing():

@@ -34,6 +34,7 @@ from api.errors import ApiError
 from api.rules import Refused, text_refusal
 from api.schemas import PRICE, QUANTITY, SYMBOL_PATTERN
 from api.views import parse_time
+from exchange.refusals import Refusal
 
 __all__ = [
     "BatchWire",
@@ -82,7 +83,7 @@ def _invalid(exc: Exception) -> ApiError:
     message = str(exc)
     if isinstance(exc, msgspec.ValidationError) and "Object contains unknown field" in message:
         message = message.replace("Object contains unknown field", "unknown field")
-    return ApiError("invalid_request", message[:300])
+    return ApiError(Refusal.INVALID_REQUEST, reason=message[:300])
 
 
 @functools.lru_cache(maxsize=4096)
@@ -104,7 +105,7 @@ def _text_checked(order: OrderWire, where: str = "") -> OrderWire:
     to_operation`, with the same codes.)"""
     if _SYMBOL.fullmatch(order.instrument) is None:
         refusal = text_refusal(order.instrument) or Refused(
-            "invalid_request", "letters, digits and dashes"
+            Refusal.INVALID_REQUEST, "letters, digits and dashes"
         )
         raise refusal.api(where + "instrument")
     for name, value in (
@@ -132,7 +133,9 @@ def _checked(order: OrderWire, where: str) -> OrderWire:
         try:
             parse_time(order.expire_time)
         except ValueError as exc:
-            raise ApiError("invalid_expire_time", f"{where}expire_time: {exc}") from None
+            raise ApiError(
+                Refusal.INVALID_EXPIRE_TIME, field=f"{where}expire_time", reason=exc
+            ) from None
     return order
 
 
@@ -166,17 +169,18 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
         try:
             body.decode("utf-8")
         except UnicodeDecodeError:
-            raise ApiError("invalid_encoding", "the body is not UTF-8", 400) from exc
+            raise ApiError(Refusal.INVALID_ENCODING) from exc
         where = _surrogate_at(body) if _SURROGATE.search(body) else None
         if where is not None:
             # msgspec refuses a lone surrogate (``"\ud800"``) as malformed JSON; it is
             # JSON, and refused like any other forbidden character.
             raise ApiError(
-                "invalid_characters", f"{where}: a lone UTF-16 surrogate is not allowed"
+                Refusal.INVALID_CHARACTERS,
+                reason=f"{where}: a lone UTF-16 surrogate is not allowed",
             ) from exc
         raise _invalid(exc) from exc
     except RecursionError as exc:
-        raise ApiError("invalid_request", "the body is nested too deeply") from exc
+        raise ApiError(Refusal.INVALID_REQUEST, reason="the body is nested too deeply") from exc
 
 
 def _surrogate_at(body: bytes) -> str | None:

@@ -51,6 +51,7 @@ from exchange.core import AccountRecord, Rejected
 from exchange.events import BookChanged, Trade
 from exchange.operations import AmendOrder, CancelOrder
 from exchange.orders import Side
+from exchange.refusals import Refusal
 from exchange.units import PRICE_DECIMALS, QUANTITY_DECIMALS, format_price, format_quantity
 
 __all__ = ["Hub", "router"]
@@ -131,7 +132,7 @@ _decode_op = msgspec.json.Decoder(str | None)
 _decode_id = msgspec.json.Decoder(RequestId)
 
 
-class Refusal(msgspec.Struct, frozen=True):
+class RequestRefusal(msgspec.Struct, frozen=True):
     """A message that could not be read: what to answer, and to which request."""
 
     id: RequestId
@@ -139,7 +140,7 @@ class Refusal(msgspec.Struct, frozen=True):
     error: ApiError
 
 
-def parse(text: str) -> Request | Refusal:
+def parse(text: str) -> Request | RequestRefusal:
     """A client message, or why it is refused. Nesting deeper than the decoder's bound
     (the interpreter's recursion limit, checked in C) is refused like any bad JSON."""
     try:
@@ -147,26 +148,28 @@ def parse(text: str) -> Request | Refusal:
     except msgspec.ValidationError as exc:
         return _diagnose(text, str(exc))
     except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
-        return Refusal(None, False, _invalid_json(exc))
+        return RequestRefusal(None, False, _invalid_json(exc))
 
 
 def _invalid_json(exc: BaseException) -> ApiError:
     if isinstance(exc, RecursionError):
-        return ApiError("invalid_json", "the message is nested too deeply")
+        return ApiError(Refusal.INVALID_JSON, reason="the message is nested too deeply")
     if isinstance(exc, UnicodeError):  # a lone surrogate, which UTF-8 cannot carry
-        return ApiError("invalid_json", "the message is not valid UTF-8")
-    return ApiError("invalid_json", str(exc)[:200])
+        return ApiError(Refusal.INVALID_JSON, reason="the message is not valid UTF-8")
+    return ApiError(Refusal.INVALID_JSON, reason=str(exc)[:200])
 
 
-def _diagnose(text: str, problem: str) -> Refusal:
+def _diagnose(text: str, problem: str) -> RequestRefusal:
     """The refusal of a JSON message of the wrong shape: ``unknown_op`` when its op is
     missing or unknown, otherwise ``invalid_request`` with what was wrong."""
     try:
         head = _decode_head.decode(text)
     except msgspec.ValidationError:
-        return Refusal(None, False, ApiError("invalid_json", "a message is a JSON object"))
+        return RequestRefusal(
+            None, False, ApiError(Refusal.INVALID_JSON, reason="a message is a JSON object")
+        )
     except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
-        return Refusal(None, False, _invalid_json(exc))
+        return RequestRefusal(None, False, _invalid_json(exc))
     try:
         request_id = _decode_id.decode(head.id)
     except msgspec.ValidationError:
@@ -178,11 +181,13 @@ def _diagnose(text: str, problem: str) -> Refusal:
         op = None
     if op not in _OPS:
         shown = "no op" if op is None else repr(op[:40])
-        return Refusal(
-            request_id, False, ApiError("unknown_op", f"{shown}: op is one of {_OP_LIST}")
+        return RequestRefusal(
+            request_id, False, ApiError(Refusal.UNKNOWN_OP, op=shown, ops=_OP_LIST)
         )
     problem = problem.replace("Object contains unknown field", "unknown field")  # as api.wire
-    return Refusal(request_id, op in _ORDER_OPS, ApiError("invalid_request", problem[:300]))
+    return RequestRefusal(
+        request_id, op in _ORDER_OPS, ApiError(Refusal.INVALID_REQUEST, reason=problem[:300])
+    )
 
 
 _OP_LIST = ", ".join(sorted(_OPS))
@@ -217,17 +222,17 @@ class Connection:
             return
         self.queued += len(text)
         if self.queued > self.limit:  # too slow: close rather than buffer without bound
-            self.close(TRY_AGAIN_LATER, "too_slow", "messages were sent faster than read")
+            self.close(TRY_AGAIN_LATER, Refusal.TOO_SLOW, Refusal.TOO_SLOW.message())
             return
         self.outbox.append(text)
         if self.queued > self.limit // 2:
             self.drained.clear()
         self.ready.set()
 
-    def error(self, request_id: RequestId, code: str, message: str) -> None:
+    def error(self, request_id: RequestId, code: Refusal, message: str) -> None:
         self.send({"type": "error", "id": request_id, **error_body(code, message)})
 
-    def close(self, code: int, error_code: str, message: str) -> None:
+    def close(self, code: int, error_code: Refusal, message: str) -> None:
         """Drop what is unsent, send one error message, then close with ``code``."""
         if self.close_code is not None:
             return
@@ -303,13 +308,21 @@ class Hub:
         ctx.service.listeners.append(self.publish)
 
     # -- connections and identities
-    def admit(self, conn: Connection, account: AccountRecord | None) -> tuple[int, str, str] | None:
+    def admit(
+        self, conn: Connection, account: AccountRecord | None
+    ) -> tuple[int, Refusal, str] | None:
         """Count a new connection in; (close code, error code, message) when a bound
         refuses it."""
         if self.connections >= self.settings.ws_connections_max:
-            return TRY_AGAIN_LATER, "server_busy", "no room for another connection; try later"
+            busy = Refusal.SERVER_BUSY
+            return (
+                TRY_AGAIN_LATER,
+                busy,
+                busy.message(reason="no room for another connection; try later"),
+            )
         if not self._hold(conn, account):
-            return POLICY_VIOLATION, "too_many_connections", "too many connections for this client"
+            many = Refusal.TOO_MANY_CONNECTIONS
+            return POLICY_VIOLATION, many, many.message(holder="client")
         conn.account = account
         conn.admitted = True
         self.connections += 1
@@ -505,7 +518,7 @@ def _authenticate(ctx: Context, key: str | None) -> AccountRecord | None:
 
 def _signed_in(conn: Connection) -> AccountRecord:
     if conn.account is None:
-        raise ApiError("unauthorized", "authenticate first")
+        raise ApiError(Refusal.UNAUTHORIZED, reason="authenticate first")
     return conn.account
 
 
@@ -531,7 +544,7 @@ def _order_request(ctx: Context, conn: Connection, request: OrderRequest) -> Non
         return
     except ValidationError as exc:
         message = str(exc.errors()[0].get("msg", "invalid"))[:200]
-        _reply(conn, request_id, error=ApiError("invalid_request", message))
+        _reply(conn, request_id, error=ApiError(Refusal.INVALID_REQUEST, reason=message))
         return
     if future is None:  # nothing to commit: answered at once
         _committed(conn, request_id, None, answer)
@@ -564,7 +577,7 @@ def _queue(
     order_id = request.order_id
     order = service.core.orders.get(order_id)
     if order is None or order.account_id != account.id:
-        raise ApiError("order_not_found", f"no order {order_id}")
+        raise ApiError(Refusal.ORDER_NOT_FOUND, order_id=order_id)
     if isinstance(request, Cancel):
         return _one(service.enqueue(CancelOrder(account.id, order_id), order_view))
     fields = {"price": request.price, "quantity": request.quantity}
@@ -654,13 +667,14 @@ async def _read(ctx: Context, hub: Hub, conn: Connection, message_max: int) -> N
             return
         text = message.get("text")
         if text is None:
-            conn.error(None, "invalid_frame", "messages are JSON in text frames")
+            conn.error(None, Refusal.INVALID_FRAME, Refusal.INVALID_FRAME.message())
             continue
         if len(text) > message_max:
-            conn.error(None, "request_too_large", f"messages are at most {message_max} bytes")
+            large = Refusal.REQUEST_TOO_LARGE
+            conn.error(None, large, large.message(what="messages", limit=message_max))
             continue
         request = parse(text)
-        if isinstance(request, Refusal):
+        if isinstance(request, RequestRefusal):
             if request.order_op:
                 _reply_refused(conn, request)
             else:
@@ -672,7 +686,7 @@ async def _read(ctx: Context, hub: Hub, conn: Connection, message_max: int) -> N
             _control(ctx, hub, conn, request)
 
 
-def _reply_refused(conn: Connection, refusal: Refusal) -> None:
+def _reply_refused(conn: Connection, refusal: RequestRefusal) -> None:
     conn.send({"type": "result", "id": refusal.id, **error_response(refusal.error)[1]})
 
 
@@ -684,11 +698,10 @@ def _control(
     elif isinstance(request, Auth):
         account = _authenticate(ctx, request.key)
         if not hub.identify(conn, account):
-            conn.close(
-                POLICY_VIOLATION, "too_many_connections", "too many connections for this key"
-            )
+            many = Refusal.TOO_MANY_CONNECTIONS
+            conn.close(POLICY_VIOLATION, many, many.message(holder="key"))
         elif account is None:
-            conn.error(request.id, "unauthorized", "invalid API key")
+            conn.error(request.id, Refusal.UNAUTHORIZED, "invalid API key")
         else:
             conn.send({"type": "authenticated", "id": request.id, "account": account.id})
     elif isinstance(request, Subscribe):
@@ -701,7 +714,7 @@ def _too_many(hub: Hub, conn: Connection, request: Subscribe | Unsubscribe) -> b
     most = hub.settings.ws_subscriptions_max
     if len(request.channels) <= most:
         return False
-    conn.error(request.id, "invalid_request", f"at most {most} channels a message")
+    conn.error(request.id, Refusal.INVALID_REQUEST, f"at most {most} channels a message")
     return True
 
 
@@ -715,14 +728,15 @@ def _subscribe(hub: Hub, conn: Connection, request: Subscribe) -> None:
     most = hub.settings.ws_subscriptions_max
     for channel in request.channels:
         if len(channel) > CHANNEL_CHARS_MAX or not hub.known(channel):
-            conn.error(request.id, "unknown_channel", _shown(channel))
+            conn.error(request.id, Refusal.UNKNOWN_CHANNEL, _shown(channel))
             continue
         if channel not in conn.channels and len(conn.channels) >= most:
-            conn.error(request.id, "too_many_subscriptions", f"a connection holds at most {most}")
+            many = Refusal.TOO_MANY_SUBSCRIPTIONS
+            conn.error(request.id, many, many.message(limit=most))
             continue
         if channel == "orders":
             if conn.account is None:
-                conn.error(request.id, "unauthorized", "orders needs a key")
+                conn.error(request.id, Refusal.UNAUTHORIZED, "orders needs a key")
                 continue
             hub.subscribe(conn, channel)
             sequence = hub.account_seq.get(conn.account.id, 0)
@@ -741,4 +755,4 @@ def _unsubscribe(hub: Hub, conn: Connection, request: Unsubscribe) -> None:
         if channel in conn.channels:
             hub.unsubscribe(conn, channel)
         elif len(channel) > CHANNEL_CHARS_MAX or not hub.known(channel):
-            conn.error(request.id, "unknown_channel", _shown(channel))
+            conn.error(request.id, Refusal.UNKNOWN_CHANNEL, _shown(channel))

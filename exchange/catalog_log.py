@@ -17,6 +17,7 @@ from exchange.decimals import optional_decimal, parse_decimal
 from exchange.operations import CatalogModel, InstallCatalog
 from exchange.products import Precision
 from exchange.records import Rejected
+from exchange.refusals import Refusal
 from pricing import AcceleratorModel, Catalog, PricingError, Quality, catalog_model
 
 __all__ = ["catalog_entry", "entry_model", "install_catalog"]
@@ -54,14 +55,14 @@ def _precision(text: str) -> Precision:
     try:
         return Precision(text)
     except ValueError as exc:
-        raise Rejected("invalid_precision", "unknown precision") from exc
+        raise Refusal.INVALID_PRECISION.reject() from exc
 
 
 def _quality(text: str) -> Quality:
     try:
         return Quality(text)
     except ValueError as exc:
-        raise Rejected("invalid_quality", "quality is V, S, D or U") from exc
+        raise Refusal.INVALID_QUALITY.reject() from exc
 
 
 def entry_model(entry: CatalogModel) -> AcceleratorModel:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from exchange.records import Rejected
+from exchange.refusals import Refusal
 
 __all__ = ["DECIMAL_EXPONENT_MAX", "DECIMAL_TEXT_MAX", "optional_decimal", "parse_decimal"]
 
@@ -23,19 +23,19 @@ def parse_decimal(
     text: str, name: str, *, column: int = DECIMAL_TEXT_MAX, strict: bool = True
 ) -> Decimal:
     """``text`` as a finite decimal of bounded size, whose own text (what the database
-    keeps) fits ``column`` characters; else ``Rejected("invalid_decimal")``. Not
+    keeps) fits ``column`` characters; else ``Refusal.INVALID_DECIMAL``. Not
     ``strict`` (replaying a log an earlier version accepted), only what that version
     checked: a finite decimal of at most 40 characters."""
     if len(text) > DECIMAL_TEXT_MAX:
-        raise Rejected("invalid_decimal", f"{name} is too long")
+        raise Refusal.INVALID_DECIMAL.reject(subject=name, problem="is too long")
     if strict and not text.isascii():  # Decimal would read other scripts' digits too
-        raise Rejected("invalid_decimal", f"{name} is not a decimal")
+        raise Refusal.INVALID_DECIMAL.reject(subject=name, problem="is not a decimal")
     try:
         value = Decimal(text)
     except (InvalidOperation, ValueError) as exc:
-        raise Rejected("invalid_decimal", f"{name} is not a decimal") from exc
+        raise Refusal.INVALID_DECIMAL.reject(subject=name, problem="is not a decimal") from exc
     if not value.is_finite():
-        raise Rejected("invalid_decimal", f"{name} must be finite")
+        raise Refusal.INVALID_DECIMAL.reject(subject=name, problem="must be finite")
     if not strict:
         return value
     _, digits, exponent = value.as_tuple()
@@ -43,9 +43,11 @@ def parse_decimal(
     # Trailing zeros add no precision (and normalize() may overflow a huge exponent).
     exponent += len(digits) - len("".join(map(str, digits)).rstrip("0") or "0")
     if exponent < -DECIMAL_EXPONENT_MAX or value.adjusted() > DECIMAL_EXPONENT_MAX:
-        raise Rejected("invalid_decimal", f"{name} is out of range")
+        raise Refusal.INVALID_DECIMAL.reject(subject=name, problem="is out of range")
     if len(str(value)) > column:
-        raise Rejected("invalid_decimal", f"{name} has more than {column} characters")
+        raise Refusal.INVALID_DECIMAL.reject(
+            subject=name, problem=f"has more than {column} characters"
+        )
     return value
 
 

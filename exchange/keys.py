@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from exchange.records import Rejected
+from exchange.refusals import Refusal
 
 __all__ = ["KEY_ORIGINS", "PREFIX_MAX", "ApiKeyBook", "ApiKeyRecord"]
 
@@ -56,13 +56,13 @@ class ApiKeyBook:
     def check_new(self, prefix: str, digest: str, origin: str) -> None:
         """Refuse a key that could not be told apart from another, or is malformed."""
         if not _PREFIX.fullmatch(prefix):
-            raise Rejected("invalid_key_prefix", f"a key prefix is 1 to {PREFIX_MAX} characters")
+            raise Refusal.INVALID_KEY_PREFIX.reject(limit=PREFIX_MAX)
         if not _DIGEST.fullmatch(digest):
-            raise Rejected("invalid_key_digest", "a key digest is sha256$... or scrypt$...")
+            raise Refusal.INVALID_KEY_DIGEST.reject()
         if origin not in KEY_ORIGINS:
-            raise Rejected("invalid_key_origin", f"origin is one of {sorted(KEY_ORIGINS)}")
+            raise Refusal.INVALID_KEY_ORIGIN.reject(origins=sorted(KEY_ORIGINS))
         if digest in self.digests:
-            raise Rejected("api_key_exists", "this key is already registered")
+            raise Refusal.API_KEY_EXISTS.reject()
 
     def add(self, account_id: int, prefix: str, digest: str, origin: str, now: int) -> ApiKeyRecord:
         """Record a checked key (:meth:`check_new`)."""
@@ -76,9 +76,9 @@ class ApiKeyBook:
     def revoke(self, key_id: int, now: int) -> ApiKeyRecord:
         record = self.records.get(key_id)
         if record is None:
-            raise Rejected("api_key_not_found", f"no API key {key_id}")
+            raise Refusal.API_KEY_NOT_FOUND.reject(key_id=key_id)
         if record.revoked_at is not None:
-            raise Rejected("api_key_revoked", f"API key {key_id} is already revoked")
+            raise Refusal.API_KEY_REVOKED.reject(key_id=key_id)
         record.revoked_at = now
         ids = self.by_prefix[record.prefix]
         ids.remove(key_id)

@@ -30,6 +30,7 @@ import msgspec
 
 from exchange.ids import Timestamp
 from exchange.invariants import InvariantViolation, check
+from exchange.refusals import Refusal
 
 __all__ = [
     "EXCHANGE",
@@ -111,8 +112,8 @@ class Hold(msgspec.Struct):
 class LedgerError(Exception):
     """A ledger operation that cannot be done; ``code`` is stable (API error code)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, code: Refusal, /, **fields: object) -> None:
+        super().__init__(code.message(**fields))
         self.code = code
 
 
@@ -176,7 +177,7 @@ class Ledger:
 
     def deposit(self, ts: Timestamp, owner: int, amount: int, ref: str = "") -> Transfer:
         if amount <= 0:
-            raise LedgerError("invalid_amount", "a deposit must be positive")
+            raise LedgerError(Refusal.INVALID_AMOUNT, subject="a deposit")
         t = self._move(
             ts,
             (EXCHANGE, AccountKind.EXTERNAL),
@@ -190,9 +191,9 @@ class Ledger:
 
     def withdraw(self, ts: Timestamp, owner: int, amount: int, ref: str = "") -> Transfer:
         if amount <= 0:
-            raise LedgerError("invalid_amount", "a withdrawal must be positive")
+            raise LedgerError(Refusal.INVALID_AMOUNT, subject="a withdrawal")
         if self.available(owner) < amount:
-            raise LedgerError("insufficient_funds", "available balance is below the amount")
+            raise LedgerError(Refusal.INSUFFICIENT_FUNDS, what="amount")
         t = self._move(
             ts,
             (owner, AccountKind.AVAILABLE),
@@ -225,9 +226,9 @@ class Ledger:
     def open_hold(self, ts: Timestamp, owner: int, amount: int, ref: str) -> Hold:
         """Reserve ``amount`` of ``owner``'s available cash; the caller checked funds."""
         if amount < 0:
-            raise LedgerError("invalid_amount", "a hold cannot be negative")
+            raise LedgerError(Refusal.INVALID_AMOUNT, subject="a hold")
         if self.available(owner) < amount:
-            raise LedgerError("insufficient_funds", "available balance is below the hold")
+            raise LedgerError(Refusal.INSUFFICIENT_FUNDS, what="hold")
         hold = Hold(self.next_hold_id, owner, amount, ref, pending=amount)
         self.next_hold_id += 1
         self.holds[hold.id] = hold
@@ -248,7 +249,7 @@ class Ledger:
         if amount <= 0:
             return
         if self.available(hold.owner) < amount:
-            raise LedgerError("insufficient_funds", "available balance is below the increase")
+            raise LedgerError(Refusal.INSUFFICIENT_FUNDS, what="increase")
         self._move(
             ts,
             (hold.owner, AccountKind.AVAILABLE),

@@ -17,6 +17,7 @@ from exchange.lifecycle import InstrumentState
 from exchange.operations import PlaceOrder
 from exchange.orders import OrderStatus, OrderType, Side, TimeInForce
 from exchange.products import Instrument, Tier, TierStatus
+from exchange.refusals import Refusal
 from exchange.settlement import Liquidity
 from exchange.units import Price
 from pricing import Pool, Site, TradePrint
@@ -40,9 +41,19 @@ TIER_TRADES_KEPT = 500
 
 
 class Rejected(Exception):
-    """An operation refused before it changed anything. ``code`` is the stable API code."""
+    """An operation refused before it changed anything. ``code`` is the stable API code.
 
-    def __init__(self, code: str, message: str = "") -> None:
+    ``Rejected(Refusal.X, **fields)`` renders the refusal's message from its template;
+    the older ``Rejected(code, message)`` (free text) is still accepted, and a code
+    alone reads as its words ("invalid tick")."""
+
+    def __init__(self, code: str, message: str = "", /, **fields: object) -> None:
+        if fields:
+            if not isinstance(code, Refusal) or message:
+                raise TypeError("fields render the template of a Refusal, not a message")
+            message = code.message(**fields)
+        elif not message and isinstance(code, Refusal) and not code.fields:
+            message = code.template
         super().__init__(message or code)
         self.code = code
         self.message = message or code.replace("_", " ")

@@ -27,6 +27,8 @@ import re
 from decimal import Decimal
 from typing import NewType
 
+from exchange.refusals import Refusal
+
 __all__ = [
     "MAX_DIGITS",
     "MAX_PRICE",
@@ -72,10 +74,11 @@ _DECIMAL_RE = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 
 
 class UnitsError(ValueError):
-    """A decimal string that cannot be represented exactly; ``code`` is stable."""
+    """A decimal string that cannot be represented exactly; ``code`` is stable, the
+    message its template with ``fields``."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, code: Refusal, /, **fields: object) -> None:
+        super().__init__(code.message(**fields))
         self.code = code
 
 
@@ -88,27 +91,39 @@ def parse_units(text: str | int | Decimal, decimals: int, *, allow_negative: boo
     is ``negative_value`` unless ``allow_negative``.
     """
     if isinstance(text, (bool, float)):
-        raise UnitsError("invalid_decimal", "a decimal must be given as a string, not a float")
+        raise UnitsError(
+            Refusal.INVALID_DECIMAL,
+            subject="a decimal",
+            problem="must be given as a string, not a float",
+        )
     if isinstance(text, Decimal):
         if not text.is_finite():
-            raise UnitsError("invalid_decimal", "not a finite decimal")
+            raise UnitsError(Refusal.INVALID_DECIMAL, subject=text, problem="is not finite")
         text = format(text, "f")
     elif isinstance(text, int):
         text = str(text)
     if not isinstance(text, str) or len(text) > 2 * MAX_DIGITS + 4:
-        raise UnitsError("invalid_decimal", "not a decimal string")
+        raise UnitsError(
+            Refusal.INVALID_DECIMAL, subject="the value", problem="is not a decimal string"
+        )
     m = _DECIMAL_RE.fullmatch(text)
     if m is None:
-        raise UnitsError("invalid_decimal", f"{text!r} is not a plain decimal number")
+        raise UnitsError(
+            Refusal.INVALID_DECIMAL, subject=repr(text), problem="is not a plain decimal number"
+        )
     sign, whole, frac = m.group(1), m.group(2), m.group(3) or ""
     whole = whole.lstrip("0") or "0"
     if len(whole) > MAX_DIGITS:
-        raise UnitsError("out_of_range", f"{text!r} has more than {MAX_DIGITS} integer digits")
+        raise UnitsError(
+            Refusal.OUT_OF_RANGE,
+            value=repr(text),
+            problem=f"has more than {MAX_DIGITS} integer digits",
+        )
     frac = frac.rstrip("0")
     if len(frac) > decimals:
-        raise UnitsError("too_many_decimals", f"{text!r} has more than {decimals} decimal places")
+        raise UnitsError(Refusal.TOO_MANY_DECIMALS, value=repr(text), decimals=decimals)
     if sign and not allow_negative:
-        raise UnitsError("negative_value", f"{text!r} is negative")
+        raise UnitsError(Refusal.NEGATIVE_VALUE, subject=repr(text), problem="is negative")
     value: int = int(whole + frac.ljust(decimals, "0"))
     return -value if sign else value
 
@@ -218,7 +233,9 @@ def parse_quantity(text: str | int | Decimal) -> Quantity:
 
 def _bounded(value: int, limit: int, text: object) -> int:
     if value > limit:
-        raise UnitsError("out_of_range", f"{text!r} is above the largest value accepted")
+        raise UnitsError(
+            Refusal.OUT_OF_RANGE, value=repr(text), problem="is above the largest value accepted"
+        )
     return value
 
 

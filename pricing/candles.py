@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 
 from exchange.ids import Symbol, Timestamp
+from exchange.refusals import Refusal
 from exchange.units import Money, Price, Quantity, notional
 from pricing.errors import PricingError
 from pricing.trades import TradePrint
@@ -31,7 +32,7 @@ class Interval(IntEnum):
     def parse(cls, text: str) -> Interval:
         table = {"1m": cls.M1, "1h": cls.H1, "1d": cls.D1}
         if text not in table:
-            raise PricingError("invalid_interval", f"interval must be 1m, 1h or 1d: {text!r}")
+            raise PricingError(Refusal.INVALID_INTERVAL, interval=repr(text))
         return table[text]
 
 
@@ -79,9 +80,9 @@ def update_candle(
     if current is None:
         return None, _open_candle(trade, interval)
     if trade.symbol != current.symbol or current.interval != interval:
-        raise PricingError("candle_mismatch", "a candle takes trades of one symbol and interval")
+        raise PricingError(Refusal.CANDLE_MISMATCH)
     if trade.ts < current.start:
-        raise PricingError("out_of_order_trade", "trade is older than the open candle")
+        raise PricingError(Refusal.OUT_OF_ORDER_TRADE)
     if trade.ts >= current.end:
         return current, _open_candle(trade, interval)
     updated = replace(

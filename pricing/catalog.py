@@ -24,6 +24,7 @@ from importlib import resources
 from types import MappingProxyType
 
 from exchange.products import Precision
+from exchange.refusals import Refusal, refusal_of
 from pricing.errors import PricingError
 
 __all__ = [
@@ -110,7 +111,7 @@ def parse_quality(note: str) -> tuple[Quality, dict[str, Quality]]:
     """
     m = _TIER_RE.match(note)
     if m is None:
-        raise PricingError("missing_quality", f"note does not open with '[tier X]': {note[:40]!r}")
+        raise PricingError(Refusal.MISSING_QUALITY, note=repr(note[:40]))
     grade = Quality.worst([Quality(g) for g in m.group(1).split("/")])
     overrides: dict[str, Quality] = {}
     detail = m.group(2)
@@ -120,7 +121,9 @@ def parse_quality(note: str) -> tuple[Quality, dict[str, Quality]]:
         for name in names.split("/"):
             key = _NOTE_FIELD_NAMES.get(name.strip().lower())
             if key is None:
-                raise PricingError("unknown_figure_name", f"unknown figure {name!r} in {detail!r}")
+                raise PricingError(
+                    Refusal.UNKNOWN_FIGURE_NAME, reason=f"unknown figure {name!r} in {detail!r}"
+                )
             overrides[key] = value_grade
     return grade, overrides
 
@@ -206,9 +209,13 @@ def _decimal_or_none(text: str, column: str, model_id: str) -> Decimal | None:
     try:
         value = Decimal(text)
     except InvalidOperation as exc:
-        raise PricingError("invalid_figure", f"{model_id}: {column}={text!r}") from exc
+        raise PricingError(
+            Refusal.INVALID_FIGURE, model_id=model_id, column=column, text=repr(text)
+        ) from exc
     if not value.is_finite() or value <= 0:
-        raise PricingError("non_positive_peak", f"{model_id}: {column}={text!r}")
+        raise PricingError(
+            Refusal.NON_POSITIVE_PEAK, subject=f"{model_id}: {column}", value=repr(text)
+        )
     return value
 
 
@@ -262,16 +269,16 @@ def catalog_model(
     model name, texts within their bounds, positive finite figures, per-figure grades that
     name figures, and peaks that do not contradict each other. Raises PricingError."""
     if len(id) > MODEL_ID_MAX or not _SLUG_RE.match(id):
-        raise PricingError("invalid_model_id", f"{id[:40]!r} is not a lowercase slug")
+        raise PricingError(Refusal.INVALID_MODEL_ID, model_id=repr(id[:40]))
     _check_name(vendor, model)
     if len(source) > SOURCE_MAX:
-        raise PricingError("invalid_source", f"a source is at most {SOURCE_MAX} characters")
+        raise PricingError(Refusal.INVALID_SOURCE, limit=SOURCE_MAX)
     if len(note) > NOTE_MAX:
-        raise PricingError("invalid_note", f"a note is at most {NOTE_MAX} characters")
+        raise PricingError(Refusal.INVALID_NOTE, limit=NOTE_MAX)
     for precision, value in peak_tflops.items():
         if not value.is_finite() or value <= 0:
             raise PricingError(
-                "non_positive_peak", f"{precision.value} peak must be positive, got {value}"
+                Refusal.NON_POSITIVE_PEAK, subject=f"{precision.value} peak", value=value
             )
     for name, figure in (
         ("memory", memory_gb),
@@ -282,7 +289,7 @@ def catalog_model(
         _positive_or_none(figure, name)
     unknown = sorted(set(figure_quality) - set(FIGURE_FIELDS))
     if unknown:
-        raise PricingError("unknown_figure_name", f"no figures named {unknown}")
+        raise PricingError(Refusal.UNKNOWN_FIGURE_NAME, reason=f"no figures named {unknown}")
     _check_consistent(id, peak_tflops)
     return AcceleratorModel(
         id=id,
@@ -303,11 +310,11 @@ def catalog_model(
 
 def _check_name(vendor: str, model: str) -> None:
     if not vendor or not model:
-        raise PricingError("missing_name", "vendor and model are required")
+        raise PricingError(Refusal.MISSING_NAME)
     if len(vendor) > VENDOR_MAX or len(model) > MODEL_NAME_MAX:
         raise PricingError(
-            "invalid_name",
-            f"a vendor is at most {VENDOR_MAX} characters, a model at most {MODEL_NAME_MAX}",
+            Refusal.INVALID_NAME,
+            reason=f"a vendor is at most {VENDOR_MAX} characters, a model at most {MODEL_NAME_MAX}",
         )
 
 
@@ -325,7 +332,9 @@ def parse_catalog(text: str) -> dict[str, AcceleratorModel]:
     for row in csv.DictReader(io.StringIO(text)):
         model = _model_from_row(row)
         if model.id in catalog:
-            raise PricingError("duplicate_model_id", f"{model.id} appears twice")
+            raise PricingError(
+                Refusal.DUPLICATE_MODEL_ID, model_id=model.id, problem="appears twice"
+            )
         catalog[model.id] = model
     return catalog
 
@@ -339,7 +348,7 @@ def load_builtin_catalog() -> dict[str, AcceleratorModel]:
 def with_model(catalog: Catalog, model: AcceleratorModel) -> dict[str, AcceleratorModel]:
     """A new catalog with ``model`` added; refuses an id already present."""
     if model.id in catalog:
-        raise PricingError("duplicate_model_id", f"model {model.id} already exists")
+        raise PricingError(Refusal.DUPLICATE_MODEL_ID, model_id=model.id, problem="already exists")
     return {**catalog, model.id: model}
 
 
@@ -359,7 +368,7 @@ def with_models(catalog: Catalog, models: list[AcceleratorModel]) -> dict[str, A
 def confirm_model(catalog: Catalog, model_id: str) -> dict[str, AcceleratorModel]:
     """A new catalog where an admin has confirmed ``model_id``'s U-graded figures."""
     if model_id not in catalog:
-        raise PricingError("unknown_model", f"no model {model_id!r}")
+        raise PricingError(Refusal.UNKNOWN_MODEL, model_id=repr(model_id))
     return {**catalog, model_id: replace(catalog[model_id], confirmed=True)}
 
 
@@ -374,7 +383,7 @@ FP16_TO_FP32_RATIO_MAX = 40
 class KnownTrap:
     """A marketing figure known not to be a dense peak, for models matching ``pattern``."""
 
-    code: str
+    code: Refusal
     pattern: str  # case-insensitive regular expression searched in "vendor model"
     precisions: frozenset[Precision]
     low_tflops: Decimal
@@ -395,7 +404,7 @@ _F8I8 = frozenset({Precision.FP8, Precision.INT8})
 #: Figures that circulate as "peaks" but are not dense training-equivalent peaks.
 KNOWN_TRAPS: tuple[KnownTrap, ...] = (
     KnownTrap(
-        "sparse_figure_as_dense",
+        Refusal.SPARSE_FIGURE_AS_DENSE,
         r"\bA[18]00\b",
         _F16,
         Decimal(550),
@@ -403,7 +412,7 @@ KNOWN_TRAPS: tuple[KnownTrap, ...] = (
         "'A100 = 0.6 PFLOPS' (624 TFLOPS) is fp16/bf16 WITH sparsity; dense is 312",
     ),
     KnownTrap(
-        "sparse_figure_as_dense",
+        Refusal.SPARSE_FIGURE_AS_DENSE,
         r"\bH[18]00\b",
         _F16,
         Decimal(1950),
@@ -411,7 +420,7 @@ KNOWN_TRAPS: tuple[KnownTrap, ...] = (
         "H100/H800 SXM 1979 TFLOPS fp16/bf16 is WITH sparsity; dense is 989.4",
     ),
     KnownTrap(
-        "sparse_figure_as_dense",
+        Refusal.SPARSE_FIGURE_AS_DENSE,
         r"\bH[18]00\b",
         _F8I8,
         Decimal(3900),
@@ -419,7 +428,7 @@ KNOWN_TRAPS: tuple[KnownTrap, ...] = (
         "H100/H800 SXM 3958 fp8/int8 is WITH sparsity; dense is 1978.9",
     ),
     KnownTrap(
-        "fp16_accumulation_figure",
+        Refusal.FP16_ACCUMULATION_FIGURE,
         r"\b4090\b",
         _F16,
         Decimal(320),
@@ -427,7 +436,7 @@ KNOWN_TRAPS: tuple[KnownTrap, ...] = (
         "RTX 4090 330 TFLOPS fp16 uses fp16 accumulation; fp32-accumulate dense is 165.2",
     ),
     KnownTrap(
-        "fp16_accumulation_figure",
+        Refusal.FP16_ACCUMULATION_FIGURE,
         r"\b4090\b",
         frozenset({Precision.FP8}),
         Decimal(650),
@@ -435,7 +444,7 @@ KNOWN_TRAPS: tuple[KnownTrap, ...] = (
         "RTX 4090 660.6 TFLOPS fp8 uses fp16 accumulation; fp32-accumulate dense is 330.3",
     ),
     KnownTrap(
-        "sparse_figure_as_dense",
+        Refusal.SPARSE_FIGURE_AS_DENSE,
         r"\b4090\b",
         frozenset({Precision.INT8}),
         Decimal(1300),
@@ -443,7 +452,7 @@ KNOWN_TRAPS: tuple[KnownTrap, ...] = (
         "RTX 4090 '1321 AI TOPS' is int8 WITH sparsity; dense is 660.6",
     ),
     KnownTrap(
-        "sparse_figure_as_dense",
+        Refusal.SPARSE_FIGURE_AS_DENSE,
         r"\bMI300X\b",
         _F16,
         Decimal(2550),
@@ -451,7 +460,7 @@ KNOWN_TRAPS: tuple[KnownTrap, ...] = (
         "MI300X 2614.9 TFLOPS fp16/bf16 is WITH sparsity; dense is 1307.4",
     ),
     KnownTrap(
-        "sparse_figure_as_dense",
+        Refusal.SPARSE_FIGURE_AS_DENSE,
         r"\bMI300X\b",
         _F8I8,
         Decimal(5150),
@@ -502,27 +511,28 @@ def _check_consistent(model_id: str, peaks: Mapping[Precision, Decimal]) -> None
             value = peaks.get(other)
             if value is not None and fp16 > value:
                 raise PricingError(
-                    f"fp16_above_{other.value}",
-                    f"{model_id}: fp16 peak {fp16} exceeds its {other.value} peak {value}",
+                    refusal_of(f"fp16_above_{other.value}"),
+                    model_id=model_id,
+                    fp16=fp16,
+                    other=value,
                 )
     if fp16 is not None and bf16 is not None and (fp16 > 2 * bf16 or bf16 > 2 * fp16):
-        raise PricingError(
-            "fp16_bf16_mismatch",
-            f"{model_id}: fp16 {fp16} and bf16 {bf16} are more than 2x apart",
-        )
+        raise PricingError(Refusal.FP16_BF16_MISMATCH, model_id=model_id, fp16=fp16, bf16=bf16)
     if fp32 is not None:
         for half in (fp16, bf16):
             if half is not None and half > FP16_TO_FP32_RATIO_MAX * fp32:
                 raise PricingError(
-                    "implausible_fp16_fp32_ratio",
-                    f"{model_id}: 16-bit peak {half} is more than {FP16_TO_FP32_RATIO_MAX}x "
-                    f"the fp32 peak {fp32}; a sparse, fp16-accumulate or mis-scaled figure",
+                    Refusal.IMPLAUSIBLE_FP16_FP32_RATIO,
+                    model_id=model_id,
+                    half=half,
+                    ratio=FP16_TO_FP32_RATIO_MAX,
+                    fp32=fp32,
                 )
 
 
 def _positive_or_none(value: Decimal | None, name: str) -> Decimal | None:
     if value is not None and (not value.is_finite() or value <= 0):
-        raise PricingError(f"non_positive_{name}", f"{name} must be positive, got {value}")
+        raise PricingError(refusal_of(f"non_positive_{name}"), value=value)
     return value
 
 
@@ -538,37 +548,37 @@ def build_model(
     """
     vendor, name = submission.vendor.strip(), submission.model.strip()
     if not vendor or not name:
-        raise PricingError("missing_name", "vendor and model are required")
+        raise PricingError(Refusal.MISSING_NAME)
     if not submission.source.strip():
-        raise PricingError("missing_source", "every figure needs a source")
+        raise PricingError(Refusal.MISSING_SOURCE)
     if strict:  # the sizes below were first bounded by this version (see ExchangeCore)
         _check_name(vendor, name)
         if len(submission.source.strip()) > SOURCE_MAX:
-            raise PricingError("invalid_source", f"a source is at most {SOURCE_MAX} characters")
+            raise PricingError(Refusal.INVALID_SOURCE, limit=SOURCE_MAX)
         if len(submission.note) > NOTE_MAX:
-            raise PricingError("invalid_note", f"a note is at most {NOTE_MAX} characters")
+            raise PricingError(Refusal.INVALID_NOTE, limit=NOTE_MAX)
     model_id = submission.id if submission.id is not None else model_slug(vendor, name)
     if (strict and len(model_id) > MODEL_ID_MAX) or not _SLUG_RE.match(model_id):
-        raise PricingError("invalid_model_id", f"{model_id[:40]!r} is not a lowercase slug")
+        raise PricingError(Refusal.INVALID_MODEL_ID, model_id=repr(model_id[:40]))
     if model_id in catalog:
-        raise PricingError("duplicate_model_id", f"model {model_id} already exists")
+        raise PricingError(Refusal.DUPLICATE_MODEL_ID, model_id=model_id, problem="already exists")
     peaks: dict[Precision, Decimal] = {}
     for precision, figure in submission.figures.items():
         value = figure.tflops
         if not value.is_finite() or value <= 0:
             raise PricingError(
-                "non_positive_peak", f"{precision.value} peak must be positive, got {value}"
+                Refusal.NON_POSITIVE_PEAK, subject=f"{precision.value} peak", value=value
             )
         if figure.accumulation is Precision.FP16:
             raise PricingError(
-                "fp16_accumulation_figure",
-                f"{precision.value} figure uses fp16 accumulation; "
+                Refusal.FP16_ACCUMULATION_FIGURE,
+                reason=f"{precision.value} figure uses fp16 accumulation; "
                 "give the fp32-accumulate dense figure",
             )
         dense = value / 2 if figure.with_sparsity else value
         for trap in KNOWN_TRAPS:
             if trap.matches(vendor, name, precision, dense):
-                raise PricingError(trap.code, trap.reason)
+                raise PricingError(trap.code, reason=trap.reason)
         peaks[precision] = dense
     _check_consistent(model_id, peaks)
     return AcceleratorModel(

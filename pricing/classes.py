@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from exchange.products import Precision
+from exchange.refusals import Refusal
 from pricing.catalog import AcceleratorModel, Catalog
 from pricing.errors import PricingError
 
@@ -37,15 +38,21 @@ class GpuClass:
 
     def __post_init__(self) -> None:
         if not self.code:
-            raise PricingError("invalid_class", "a GPU class needs a code")
+            raise PricingError(Refusal.INVALID_CLASS, reason="a GPU class needs a code")
         for name in ("min_dense_tflops", "min_memory_gb", "min_memory_bandwidth_gbs"):
             value: Decimal = getattr(self, name)
             if not value.is_finite() or value < 0:
-                raise PricingError("invalid_class", f"{name} must be a non-negative decimal")
+                raise PricingError(
+                    Refusal.INVALID_CLASS, reason=f"{name} must be a non-negative decimal"
+                )
         if self.vendors is not None and not self.vendors:
-            raise PricingError("invalid_class", "vendors, when given, must not be empty")
+            raise PricingError(
+                Refusal.INVALID_CLASS, reason="vendors, when given, must not be empty"
+            )
         if self.models is not None and not self.models:
-            raise PricingError("invalid_class", "models, when given, must not be empty")
+            raise PricingError(
+                Refusal.INVALID_CLASS, reason="models, when given, must not be empty"
+            )
 
 
 def _meets(value: Decimal | None, minimum: Decimal) -> bool:

@@ -14,6 +14,7 @@ from fractions import Fraction
 from itertools import pairwise
 
 from exchange.ids import Symbol, Timestamp
+from exchange.refusals import Refusal
 from exchange.units import Price
 from pricing.errors import PricingError
 
@@ -55,7 +56,7 @@ def _point(item: CurveInput) -> CurvePoint:
     price: Fraction | None
     if item.best_bid is not None and item.best_ask is not None:
         if item.best_bid > item.best_ask:
-            raise PricingError("crossed_book", f"{item.symbol}: best bid above best ask")
+            raise PricingError(Refusal.CROSSED_BOOK, symbol=item.symbol)
         price, source = Fraction(item.best_bid + item.best_ask, 2), CurveSource.MID
     elif item.last_price is not None:
         price, source = Fraction(item.last_price), CurveSource.LAST
@@ -81,5 +82,5 @@ def forward_curve(items: Iterable[CurveInput]) -> list[CurvePoint]:
     ordered = sorted(items, key=lambda i: i.window_start)
     for before, after in pairwise(ordered):
         if before.window_start == after.window_start:
-            raise PricingError("duplicate_window", f"{before.symbol} and {after.symbol}")
+            raise PricingError(Refusal.DUPLICATE_WINDOW, before=before.symbol, after=after.symbol)
     return [_point(item) for item in ordered]

@@ -17,6 +17,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from exchange.products import GreenGrade
+from exchange.refusals import Refusal
 from pricing.catalog import AcceleratorModel
 from pricing.errors import PricingError
 from pricing.metering import Exact, scu_peak_pf
@@ -42,7 +43,9 @@ GRADE_CUTOFFS_KG_PER_KWH: tuple[tuple[GreenGrade, Fraction], ...] = (
 
 def _fraction(value: Exact, name: str) -> Fraction:
     if isinstance(value, bool) or not isinstance(value, int | Fraction | Decimal):
-        raise PricingError("invalid_number", f"{name} must be an int, Fraction or Decimal")
+        raise PricingError(
+            Refusal.INVALID_NUMBER, name=name, expected="an int, Fraction or Decimal"
+        )
     return Fraction(value)
 
 
@@ -52,11 +55,13 @@ def carbon_kg_per_kwh(pue: Exact, emission_factor: Exact, green_share: Exact) ->
     ef = _fraction(emission_factor, "emission_factor")
     g = _fraction(green_share, "green_share")
     if p < 1:
-        raise PricingError("invalid_pue", "PUE must be at least 1")
+        raise PricingError(Refusal.INVALID_PUE, reason="PUE must be at least 1")
     if ef < 0:
-        raise PricingError("invalid_emission_factor", "emission factor must not be negative")
+        raise PricingError(
+            Refusal.INVALID_EMISSION_FACTOR, reason="emission factor must not be negative"
+        )
     if not 0 <= g <= 1:
-        raise PricingError("invalid_green_share", "green share must be in [0, 1]")
+        raise PricingError(Refusal.INVALID_GREEN_SHARE, reason="green share must be in [0, 1]")
     return p * ef * (1 - g)
 
 
@@ -73,7 +78,7 @@ def gco2_per_scu(
 ) -> Fraction:
     """Exact gCO2 per SCU for ``model`` at a site (TDP and a 16-bit figure required)."""
     if model.tdp_w is None:
-        raise PricingError("unknown_figure", f"{model.id} has no TDP figure")
+        raise PricingError(Refusal.UNKNOWN_FIGURE, model_id=model.id, figure="TDP figure")
     intensity = carbon_kg_per_kwh(pue, emission_factor, green_share)
     # 1000 g/kg x (TDP_W / 1000) kW x kg/kWh / PF  =  TDP_W x kg/kWh / PF  (g per PF·h)
     return Fraction(model.tdp_w) * intensity / scu_peak_pf(model)
@@ -82,7 +87,9 @@ def gco2_per_scu(
 def round_gco2(value: Fraction) -> Decimal:
     """Display rounding for carbon intensity: 0.1 g, half up, decided on the exact value."""
     if value < 0:
-        raise PricingError("negative_value", "carbon intensity must not be negative")
+        raise PricingError(
+            Refusal.NEGATIVE_VALUE, subject="carbon intensity", problem="must not be negative"
+        )
     tenths = math.floor(value * 10 + Fraction(1, 2))
     return Decimal(tenths).scaleb(-1)
 

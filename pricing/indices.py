@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from exchange.ids import Symbol, Timestamp
+from exchange.refusals import Refusal
 from pricing.errors import PricingError
 from pricing.scu import median
 from pricing.trades import TradePrint
@@ -60,11 +61,11 @@ def trimmed_vwap(
 ) -> IndexValue | None:
     """Trimmed VWAP of (price, weight) points; None when there are none."""
     if k <= 0 or mad_floor_bps < 0:
-        raise PricingError("invalid_index_parameters", "k must be positive, floor >= 0")
+        raise PricingError(Refusal.INVALID_INDEX_PARAMETERS)
     if not points:
         return None
     if any(price <= 0 or weight <= 0 for price, weight in points):
-        raise PricingError("invalid_point", "prices and weights must be positive")
+        raise PricingError(Refusal.INVALID_POINT)
     centre = median(price for price, _ in points)
     mad = median(abs(price - centre) for price, _ in points)
     band = k * max(mad, centre * mad_floor_bps / 10_000)
@@ -87,7 +88,7 @@ def trailing(
 ) -> list[TradePrint]:
     """Trades in the window ``(now - lookback_us, now]``, input order kept."""
     if lookback_us <= 0:
-        raise PricingError("invalid_lookback", "lookback must be positive")
+        raise PricingError(Refusal.INVALID_LOOKBACK)
     return [t for t in trades if now - lookback_us < t.ts <= now]
 
 
@@ -126,6 +127,8 @@ def family_index(
             continue
         factor = scu_factor.get(tier)
         if factor is None or factor <= 0:
-            raise PricingError("no_scu_factor", f"tier {tier} has no positive SCU factor")
+            raise PricingError(
+                Refusal.NO_SCU_FACTOR, reason=f"tier {tier} has no positive SCU factor"
+            )
         points.append((Fraction(t.price) / factor, Fraction(t.quantity) * factor))
     return trimmed_vwap(points, k, mad_floor_bps)

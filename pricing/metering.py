@@ -17,6 +17,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from exchange.products import Precision
+from exchange.refusals import Refusal
 from exchange.units import QUANTITY_DECIMALS, Quantity
 from pricing.catalog import AcceleratorModel
 from pricing.errors import PricingError
@@ -50,16 +51,20 @@ Exact = int | Fraction | Decimal
 
 def _exact(value: Exact, name: str) -> Fraction:
     if isinstance(value, bool) or not isinstance(value, int | Fraction | Decimal):
-        raise PricingError("invalid_number", f"{name} must be an int, Fraction or Decimal")
+        raise PricingError(
+            Refusal.INVALID_NUMBER, name=name, expected="an int, Fraction or Decimal"
+        )
     if isinstance(value, Decimal) and not value.is_finite():
-        raise PricingError("invalid_number", f"{name} must be finite")
+        raise PricingError(Refusal.INVALID_NUMBER, name=name, expected="finite")
     return Fraction(value)
 
 
 def _non_negative(value: Exact, name: str) -> Fraction:
     exact = _exact(value, name)
     if exact < 0:
-        raise PricingError("negative_value", f"{name} must not be negative, got {value}")
+        raise PricingError(
+            Refusal.NEGATIVE_VALUE, subject=name, problem=f"must not be negative, got {value}"
+        )
     return exact
 
 
@@ -69,7 +74,9 @@ def scu_peak_pf(model: AcceleratorModel, *, allow_unconfirmed: bool = True) -> F
         peak = model.peak_pf(precision) if allow_unconfirmed else model.billable_peak_pf(precision)
         if peak is not None:
             return peak
-    raise PricingError("unknown_figure", f"{model.id} has no usable fp16 or bf16 dense peak")
+    raise PricingError(
+        Refusal.UNKNOWN_FIGURE, model_id=model.id, figure="usable fp16 or bf16 dense peak"
+    )
 
 
 def rated_pf(
@@ -89,27 +96,31 @@ def rated_pf(
     """
     peak = model.peak_pf(precision)
     if peak is None:
-        raise PricingError("unknown_figure", f"{model.id} has no dense {precision.value} peak")
+        raise PricingError(
+            Refusal.UNKNOWN_FIGURE, model_id=model.id, figure=f"dense {precision.value} peak"
+        )
     if not allow_unconfirmed and not model.is_usable(precision.value):
         raise PricingError(
-            "unconfirmed_figure", f"{model.id} {precision.value} peak is unverified (U)"
+            Refusal.UNCONFIRMED_FIGURE, model_id=model.id, figure=f"{precision.value} peak"
         )
     rated = peak
     if arithmetic_intensity is not None:
         intensity = _exact(arithmetic_intensity, "arithmetic_intensity")
         if intensity <= 0:
-            raise PricingError("invalid_intensity", "arithmetic intensity must be positive")
+            raise PricingError(Refusal.INVALID_INTENSITY)
         bandwidth = model.memory_bandwidth_gbs
         if bandwidth is None:
-            raise PricingError("unknown_figure", f"{model.id} has no memory bandwidth figure")
+            raise PricingError(
+                Refusal.UNKNOWN_FIGURE, model_id=model.id, figure="memory bandwidth figure"
+            )
         if not allow_unconfirmed and not model.is_usable("memory_bandwidth_gbs"):
-            raise PricingError("unconfirmed_figure", f"{model.id} bandwidth is unverified (U)")
+            raise PricingError(Refusal.UNCONFIRMED_FIGURE, model_id=model.id, figure="bandwidth")
         # I FLOP/byte x B GB/s = I x B x 10**9 FLOP/s = I x B / 10**6 PFLOPS
         rated = min(peak, intensity * Fraction(bandwidth) / 10**6)
     if efficiency is not None:
         factor = _exact(efficiency, "efficiency")
         if not 0 < factor <= 1:
-            raise PricingError("invalid_efficiency", "efficiency must be in (0, 1]")
+            raise PricingError(Refusal.INVALID_EFFICIENCY)
         rated *= factor
     return rated
 
@@ -117,7 +128,7 @@ def rated_pf(
 def pf_hours(rated_pf_per_device: Exact, count: int, hours: Exact) -> Fraction:
     """PF·h delivered by ``count`` devices of ``rated_pf_per_device`` over ``hours``."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise PricingError("invalid_count", "count must be a non-negative integer")
+        raise PricingError(Refusal.INVALID_COUNT, reason="count must be a non-negative integer")
     rated = _non_negative(rated_pf_per_device, "rated_pf")
     return rated * count * _non_negative(hours, "hours")
 
@@ -125,7 +136,7 @@ def pf_hours(rated_pf_per_device: Exact, count: int, hours: Exact) -> Fraction:
 def energy_kwh(model: AcceleratorModel, count: int, hours: Exact) -> Fraction:
     """IT energy at TDP in kWh: TDP_W x count x hours / 1000."""
     if model.tdp_w is None:
-        raise PricingError("unknown_figure", f"{model.id} has no TDP figure")
+        raise PricingError(Refusal.UNKNOWN_FIGURE, model_id=model.id, figure="TDP figure")
     return pf_hours(Fraction(model.tdp_w), count, hours) / 1000
 
 
@@ -154,12 +165,18 @@ def delivered_quantity(
     total = Fraction(0)
     for device_seconds, rated in reports:
         if isinstance(device_seconds, bool) or not isinstance(device_seconds, int):
-            raise PricingError("invalid_device_seconds", "device-seconds must be an integer")
+            raise PricingError(
+                Refusal.INVALID_DEVICE_SECONDS, reason="device-seconds must be an integer"
+            )
         if device_seconds < 0:
-            raise PricingError("negative_value", "device-seconds must not be negative")
+            raise PricingError(
+                Refusal.NEGATIVE_VALUE, subject="device-seconds", problem="must not be negative"
+            )
         total += Fraction(device_seconds) * _non_negative(rated, "rated_pf") / 3600
     if contract_quantity < 0:
-        raise PricingError("negative_value", "contract quantity must not be negative")
+        raise PricingError(
+            Refusal.NEGATIVE_VALUE, subject="contract quantity", problem="must not be negative"
+        )
     return Quantity(min(to_quantity(total), contract_quantity))
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
 
+from exchange.refusals import Refusal
 from exchange.units import Money, Price, Quantity, notional
 from pricing.errors import PricingError
 
@@ -53,17 +54,17 @@ def quote_book(
     try:
         parsed_side = QuoteSide(side)
     except ValueError as exc:
-        raise PricingError("invalid_side", f"side must be buy or sell: {side!r}") from exc
+        raise PricingError(Refusal.INVALID_SIDE, side=repr(side)) from exc
     if quantity <= 0:
-        raise PricingError("invalid_quantity", "quote quantity must be positive")
+        raise PricingError(Refusal.INVALID_QUANTITY, subject="quote quantity")
     for index, (price, size) in enumerate(levels):
         if price <= 0 or size <= 0:
-            raise PricingError("invalid_level", "level price and quantity must be positive")
+            raise PricingError(Refusal.INVALID_LEVEL)
         if index:
             previous = levels[index - 1][0]
             better_first = previous < price if parsed_side is QuoteSide.BUY else previous > price
             if not better_first:
-                raise PricingError("unsorted_levels", "levels must be distinct, best first")
+                raise PricingError(Refusal.UNSORTED_LEVELS)
     remaining = quantity
     cost = 0
     used = 0

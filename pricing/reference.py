@@ -22,6 +22,7 @@ from fractions import Fraction
 
 from exchange.ids import Timestamp
 from exchange.products import GreenGrade, Precision, Tier
+from exchange.refusals import Refusal
 from exchange.units import PRICE_DECIMALS, Price
 from pricing.errors import PricingError
 from pricing.indices import DEFAULT_K, DEFAULT_LOOKBACK_US, trailing, trimmed_vwap
@@ -60,7 +61,7 @@ class AdminPricing:
 
     def __post_init__(self) -> None:
         if not self.base_scu_price.is_finite() or self.base_scu_price <= 0:
-            raise PricingError("invalid_base_price", "base SCU price must be positive")
+            raise PricingError(Refusal.INVALID_BASE_PRICE)
         for table in (
             self.precision_multipliers,
             self.class_multipliers,
@@ -69,7 +70,7 @@ class AdminPricing:
         ):
             for key, value in table.items():
                 if not value.is_finite() or value <= 0:
-                    raise PricingError("invalid_multiplier", f"multiplier for {key} must be > 0")
+                    raise PricingError(Refusal.INVALID_MULTIPLIER, key=key)
 
 
 def admin_reference_price(tier: Tier, admin: AdminPricing, scu_factor: Fraction) -> Price:
@@ -111,7 +112,7 @@ def reference_price(
 ) -> ReferencePrice:
     """Trade-derived reference for ``tier`` (its instruments' trades), else the admin's."""
     if max_trades <= 0:
-        raise PricingError("invalid_max_trades", "max_trades must be positive")
+        raise PricingError(Refusal.INVALID_MAX_TRADES)
     recent = sorted(trailing(trades, now, lookback_us), key=lambda t: t.ts)[-max_trades:]
     index = trimmed_vwap([(Fraction(t.price), Fraction(t.quantity)) for t in recent], k)
     if index is None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from fractions import Fraction
 
 from exchange.products import Precision
+from exchange.refusals import Refusal
 from pricing.catalog import Catalog
 from pricing.errors import PricingError
 from pricing.metering import scu_peak_pf
@@ -39,14 +40,14 @@ def precision_family(precision: Precision) -> str:
     for name, members in PRECISION_FAMILIES.items():
         if precision in members:
             return name
-    raise PricingError("unknown_precision", f"no family for {precision.value}")
+    raise PricingError(Refusal.UNKNOWN_PRECISION, precision=precision.value)
 
 
 def median(values: Iterable[Fraction]) -> Fraction:
     """Exact median; the mean of the two middle values for an even count."""
     ordered = sorted(values)
     if not ordered:
-        raise PricingError("empty_input", "the median of nothing is undefined")
+        raise PricingError(Refusal.EMPTY_INPUT)
     mid = len(ordered) // 2
     if len(ordered) % 2:
         return ordered[mid]
@@ -67,6 +68,7 @@ def scu_per_pf_hour(precision: Precision, members: Iterable[str], catalog: Catal
             continue  # no 16-bit figure: this member says nothing about the ratio
     if not ratios:
         raise PricingError(
-            "no_scu_factor", f"no class member has both a 16-bit and a {precision.value} peak"
+            Refusal.NO_SCU_FACTOR,
+            reason=f"no class member has both a 16-bit and a {precision.value} peak",
         )
     return median(ratios)

@@ -15,6 +15,7 @@ from enum import StrEnum
 from fractions import Fraction
 
 from exchange.products import GreenGrade, Tier
+from exchange.refusals import Refusal
 from exchange.units import Quantity
 from pricing.catalog import Catalog
 from pricing.errors import PricingError
@@ -69,7 +70,7 @@ class EmissionFactorSet:
     def __post_init__(self) -> None:
         missing = [r.value for r in Region if r not in self.factors]
         if missing:
-            raise PricingError("incomplete_factor_set", f"no factor for {', '.join(missing)}")
+            raise PricingError(Refusal.INCOMPLETE_FACTOR_SET, regions=", ".join(missing))
 
 
 MEE_NBS_2022 = EmissionFactorSet(
@@ -98,7 +99,7 @@ def factor_set_in_effect(
     """The newest set whose ``effective_from`` is on or before ``on``."""
     eligible = [s for s in sets if s.effective_from <= on]
     if not eligible:
-        raise PricingError("no_emission_factors", f"no emission factor set in effect on {on}")
+        raise PricingError(Refusal.NO_EMISSION_FACTORS, on=on)
     return max(eligible, key=lambda s: s.effective_from)
 
 
@@ -133,22 +134,25 @@ def make_site(
     try:
         parsed_region = Region(region)
     except ValueError as exc:
-        raise PricingError("invalid_region", f"unknown region {str(region)[:20]!r}") from exc
+        raise PricingError(Refusal.INVALID_REGION, region=repr(str(region)[:20])) from exc
     for name, value in (("pue", pue), ("green_share", green_share)):
         if not isinstance(value, Decimal) or not value.is_finite():
-            raise PricingError(f"invalid_{name}", f"{name} must be a finite decimal")
+            raise PricingError(Refusal.for_field(name), reason=f"{name} must be a finite decimal")
     if not PUE_MIN <= pue <= PUE_MAX:
-        raise PricingError("invalid_pue", f"PUE must be in [{PUE_MIN}, {PUE_MAX}], got {pue}")
+        raise PricingError(
+            Refusal.INVALID_PUE, reason=f"PUE must be in [{PUE_MIN}, {PUE_MAX}], got {pue}"
+        )
     if not 0 <= green_share <= 1:
         raise PricingError(
-            "invalid_green_share", f"green share must be in [0, 1], got {green_share}"
+            Refusal.INVALID_GREEN_SHARE, reason=f"green share must be in [0, 1], got {green_share}"
         )
     if emission_factor is None:
         factor, version = factor_set.factors[parsed_region], factor_set.version
     else:
         if not emission_factor.is_finite() or not 0 < emission_factor <= 2:
             raise PricingError(
-                "invalid_emission_factor", "emission factor must be in (0, 2] kgCO2/kWh"
+                Refusal.INVALID_EMISSION_FACTOR,
+                reason="emission factor must be in (0, 2] kgCO2/kWh",
             )
         factor, version = emission_factor, SITE_FACTOR_VERSION
     return Site(site_id, parsed_region, pue, green_share, factor, version)
@@ -165,7 +169,9 @@ class Pool:
 
     def __post_init__(self) -> None:
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count <= 0:
-            raise PricingError("invalid_count", "a pool holds a positive number of devices")
+            raise PricingError(
+                Refusal.INVALID_COUNT, reason="a pool holds a positive number of devices"
+            )
 
 
 def pool_ineligibility(

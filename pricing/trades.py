@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exchange.ids import Symbol, Timestamp
+from exchange.refusals import Refusal
 from exchange.units import Price, Quantity
 from pricing.errors import PricingError
 
@@ -23,6 +24,6 @@ class TradePrint:
 
     def __post_init__(self) -> None:
         if self.price <= 0:
-            raise PricingError("invalid_price", "a trade price must be positive")
+            raise PricingError(Refusal.INVALID_PRICE, subject="a trade price")
         if self.quantity <= 0:
-            raise PricingError("invalid_quantity", "a trade quantity must be positive")
+            raise PricingError(Refusal.INVALID_QUANTITY, subject="a trade quantity")

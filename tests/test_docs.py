@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+from exchange.refusals import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,3 +45,22 @@ def test_readme_links_resolve() -> None:
     readme = (ROOT / "README.md").read_text()
     for link in re.findall(r"\]\(((?:docs/)[^)#]+)\)", readme):
         assert (ROOT / link).exists(), link
+
+
+def test_api_error_table_is_the_refusal_enumeration() -> None:
+    """docs/api.md's error table is what ``python3 -m exchange.refusals --markdown``
+    prints from :class:`exchange.refusals.Refusal`."""
+    text = (ROOT / "docs" / "api.md").read_text()
+    begin, end = "<!-- refusals:begin -->\n", "\n<!-- refusals:end -->"
+    assert text.count(begin) == 1 and text.count(end) == 1
+    table = text[text.index(begin) + len(begin) : text.index(end)]
+    assert table == markdown_table(), "run python3 -m exchange.refusals --markdown"
+    printed = subprocess.run(
+        [sys.executable, "-m", "exchange.refusals", "--markdown"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert printed == markdown_table() + "\n"

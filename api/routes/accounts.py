@@ -37,6 +37,7 @@ from exchange.core import AccountRecord
 from exchange.keys import ApiKeyRecord
 from exchange.ledger import AccountKind, Transfer, TransferCode
 from exchange.operations import CreateAccount, Deposit, IssueApiKey, RevokeApiKey, Withdraw
+from exchange.refusals import Refusal
 from exchange.units import parse_money
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
@@ -107,7 +108,7 @@ async def list_keys(
 async def revoke_key(key_id: Id, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
     """Revoke an API key: requests with it are refused (401) from now on."""
     if key_id not in ctx.service.core.api_keys.records:
-        raise ApiError("api_key_not_found", f"no API key {key_id}")
+        raise ApiError(Refusal.API_KEY_NOT_FOUND, key_id=key_id)
     result: dict[str, Any] = await submit_change(ctx, admin, RevokeApiKey(key_id), key_view)
     return result
 

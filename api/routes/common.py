@@ -14,6 +14,7 @@ from api.errors import ApiError, FastJSONResponse
 from api.idempotency import Stored
 from exchange.core import AccountRecord
 from exchange.operations import Operation
+from exchange.refusals import Refusal
 
 __all__ = ["submit_change", "submit_idempotent"]
 
@@ -48,7 +49,7 @@ async def submit_idempotent(
     if key is None:
         return FastJSONResponse(await ctx.service.submit(op, render), status)
     if not 1 <= len(key) <= 100:
-        raise ApiError("invalid_idempotency_key", "Idempotency-Key is 1 to 100 characters")
+        raise ApiError(Refusal.INVALID_IDEMPOTENCY_KEY, limit=100)
     digest = body_digest({"path": type(op).__name__, "body": payload})
     records = ctx.idempotency
     while True:
@@ -66,10 +67,9 @@ async def submit_idempotent(
         await asyncio.shield(pending.done)  # the original is decided: look again
     if records.full(account.id):
         raise ApiError(
-            "too_many_idempotency_keys",
-            f"at most {records.per_account_max} Idempotency-Keys per account are kept "
-            f"for {records.ttl_s} s; retry without one, or later",
-            status=429,
+            Refusal.TOO_MANY_IDEMPOTENCY_KEYS,
+            limit=records.per_account_max,
+            ttl_s=records.ttl_s,
         )
     records.begin(account.id, key, digest)
     service = ctx.service
@@ -105,4 +105,4 @@ async def submit_idempotent(
 
 
 def _reused() -> ApiError:
-    return ApiError("idempotency_key_reused", "this Idempotency-Key was used with another request")
+    return ApiError(Refusal.IDEMPOTENCY_KEY_REUSED)

@@ -41,6 +41,7 @@ from api.views import format_fraction, iso
 from exchange.core import AccountRecord, ExchangeCore, Rejected
 from exchange.orders import Side
 from exchange.products import Precision as PrecisionKind
+from exchange.refusals import Refusal
 from exchange.units import (
     PRICE_DECIMALS,
     Quantity,
@@ -169,7 +170,7 @@ async def curve(code: Code, ctx: ContextDep) -> dict[str, Any]:
     core = ctx.service.core
     record = core.tiers.get(code)
     if record is None:
-        raise ApiError("tier_not_found", f"no tier {code}")
+        raise ApiError(Refusal.TIER_NOT_FOUND, tier=code)
     items = core.curve_inputs(code)
     points = forward_curve(items)
     return {
@@ -243,7 +244,7 @@ async def metering_convert(
     core = ctx.service.core
     model = core.catalog.get(hardware_id)
     if model is None:
-        raise ApiError("hardware_not_found", f"no hardware {hardware_id}")
+        raise ApiError(Refusal.HARDWARE_NOT_FOUND, hardware_id=hardware_id)
     prec = PrecisionKind(precision)
     h = _decimal_param(hours, HOURS, "hours") or Decimal(0)
     try:
@@ -267,7 +268,7 @@ async def metering_convert(
         site = core.sites.get(site_id)
         # A site's figures are its owner's: anyone else (or no key) does not see it exists.
         if site is None or account is None or site.owner != account.id:
-            raise ApiError("site_not_found", f"no site {site_id}")
+            raise ApiError(Refusal.SITE_NOT_FOUND, site_id=site_id)
         p, ef, g = site.site.pue, site.site.emission_factor, site.site.green_share
     elif pue is not None and emission_factor is not None and green_share is not None:
         p = _decimal_param(pue, PUE, "pue") or Decimal(0)
@@ -277,7 +278,7 @@ async def metering_convert(
         return out
     try:
         if conv.energy_kwh is None:
-            raise Rejected("unknown_figure", f"{model.id} has no TDP figure")
+            raise Refusal.UNKNOWN_FIGURE.reject(model_id=model.id, figure="TDP figure")
         out["carbon_kg"] = format_fraction(carbon_kg(conv.energy_kwh, p, ef, g), 0, 6)
         out["gco2_per_scu"] = format_fraction(gco2_per_scu(model, p, ef, g), 0, 3)
     except PricingError as exc:

@@ -13,6 +13,7 @@ from api.routes.common import submit_change
 from api.schemas import MAX_ADVANCE_SECONDS, ClockIn
 from api.views import iso, parse_time
 from exchange.operations import AdvanceClock
+from exchange.refusals import Refusal
 
 router = APIRouter(prefix="/v1", tags=["operation"])
 
@@ -46,15 +47,19 @@ async def advance_clock(body: ClockIn, ctx: ContextDep, admin: AdminAccount) -> 
     """Simulated clock only: run every listing, gate closure, delivery and settlement due."""
     service = ctx.service
     if service.clock != "simulated":
-        raise ApiError("clock_not_simulated", "the exchange runs on the real clock")
+        raise ApiError(Refusal.CLOCK_NOT_SIMULATED)
     if body.to is not None:
         try:
             target = parse_time(body.to)
         except ValueError as exc:
-            raise ApiError("invalid_time", f"to: {exc}") from exc
+            raise ApiError(Refusal.INVALID_TIME, field="to", reason=exc) from exc
         # Bounded like advance_seconds: every listing and settlement due runs in this call.
         if target - service.core.now > MAX_ADVANCE_SECONDS * 1_000_000:
-            raise ApiError("invalid_time", "to: at most about ten years ahead of the clock")
+            raise ApiError(
+                Refusal.INVALID_TIME,
+                field="to",
+                reason="at most about ten years ahead of the clock",
+            )
     else:
         target = service.core.now + (body.advance_seconds or 0) * 1_000_000
     await submit_change(ctx, admin, AdvanceClock(target), None)

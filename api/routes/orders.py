@@ -38,6 +38,7 @@ from api.wire import OrderWire, decode_batch, decode_order, price_units, quantit
 from exchange.core import AccountRecord, OrderState, same_order
 from exchange.operations import AmendOrder, CancelAll, CancelOrder, PlaceOrder
 from exchange.orders import OrderType, SelfTradePrevention, Side, TimeInForce
+from exchange.refusals import Refusal
 from exchange.units import format_money, format_price, format_quantity
 
 router = APIRouter(prefix="/v1", tags=["orders"])
@@ -61,7 +62,7 @@ def to_operation(account: AccountRecord, body: OrderWire) -> PlaceOrder:
         try:
             expire = parse_time(body.expire_time)
         except ValueError as exc:
-            raise ApiError("invalid_expire_time", f"expire_time: {exc}") from exc
+            raise ApiError(Refusal.INVALID_EXPIRE_TIME, field="expire_time", reason=exc) from exc
     return PlaceOrder(
         account_id=account.id,
         symbol=body.instrument,
@@ -86,9 +87,7 @@ def existing_order(ctx: Context, account: AccountRecord, body: OrderWire) -> Ord
         return None
     original = ctx.service.core.orders[order_id]
     if not same_order(original, to_operation(account, body)):
-        raise ApiError(
-            "client_order_id_reused", "this client_order_id was used for a different order"
-        )
+        raise ApiError(Refusal.CLIENT_ORDER_ID_REUSED)
     return original
 
 
@@ -240,7 +239,7 @@ ENTRY_ROUTES = [
 def _own_order(ctx: ContextDep, account: AccountRecord, order_id: int) -> OrderState:
     order = ctx.service.core.orders.get(order_id)
     if order is None or order.account_id != account.id:
-        raise ApiError("order_not_found", f"no order {order_id}")
+        raise ApiError(Refusal.ORDER_NOT_FOUND, order_id=order_id)
     return order
 
 
@@ -279,7 +278,7 @@ async def amend_order(
     """Lowering the quantity keeps priority; a new price or a higher quantity re-queues."""
     _own_order(ctx, account, order_id)
     if body.price is None and body.quantity is None:
-        raise ApiError("nothing_to_amend", "give a new price, a new quantity or both")
+        raise ApiError(Refusal.NOTHING_TO_AMEND)
     throttle(ctx, account)
     op = AmendOrder(account.id, order_id, price_units(body.price), quantity_units(body.quantity))
     return FastJSONResponse(await ctx.service.submit(op, order_view))

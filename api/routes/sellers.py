@@ -14,6 +14,7 @@ from api.schemas import ContractState, DeliveryIn, Id, IdempotencyKey, PoolIn, S
 from api.views import contract_view, pool_view, site_view
 from exchange.core import PoolRecord, SiteRecord
 from exchange.operations import AddPool, RegisterSite, ReportDelivery
+from exchange.refusals import Refusal
 from exchange.settlement import Contract
 from exchange.units import format_quantity
 
@@ -54,7 +55,7 @@ async def list_sites(ctx: ContextDep, account: CurrentAccount, page: PageDep) ->
 async def get_site(site_id: Id, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
     site = ctx.service.core.sites.get(site_id)
     if site is None or site.owner != account.id:
-        raise ApiError("site_not_found", f"no site {site_id}")
+        raise ApiError(Refusal.SITE_NOT_FOUND, site_id=site_id)
     return site_view(site)
 
 
@@ -98,7 +99,7 @@ async def capacity(
 def _own_contract(ctx: ContextDep, account_id: int, contract_id: int) -> Contract:
     contract = ctx.service.core.contracts.get(contract_id)
     if contract is None or account_id not in (contract.buyer, contract.seller):
-        raise ApiError("contract_not_found", f"no contract {contract_id}")
+        raise ApiError(Refusal.CONTRACT_NOT_FOUND, contract_id=contract_id)
     return contract
 
 
