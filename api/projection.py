@@ -62,8 +62,8 @@ def applied(core: ExchangeCore, seq: int, op: Operation, result: Any, changes: C
     """Record an operation ``core`` has just applied, for projection later."""
     delivery = None
     if isinstance(op, ReportDelivery):
-        contract_id, pool_id, device_seconds, _, ts = core.deliveries[-1]
-        delivery = (len(core.deliveries), contract_id, pool_id, device_seconds, ts)
+        number = core.query.delivery_count()
+        delivery = (number, *core.query.delivery(number))
     return Applied(seq, op, result, changes, delivery)
 
 
