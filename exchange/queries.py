@@ -125,8 +125,16 @@ class Queries:
         sites = self._sites.sites
         return [sites[i] for i in self._sites.owner_sites.get(owner, ())]
 
+    def known_site(self, site_id: int) -> SiteRecord:
+        """A site the core has reported (KeyError for an id it never gave)."""
+        return self._sites.sites[site_id]
+
     def pool(self, pool_id: int) -> PoolRecord | None:
         return self._sites.pools.get(pool_id)
+
+    def known_pool(self, pool_id: int) -> PoolRecord:
+        """A pool the core has reported (KeyError for an id it never gave)."""
+        return self._sites.pools[pool_id]
 
     def pools_of(self, owner: int) -> list[PoolRecord]:
         """An account's pools, in the order it added them."""
@@ -168,6 +176,10 @@ class Queries:
 
     def tier(self, code: str) -> TierRecord | None:
         return self._listing.tiers.get(code)
+
+    def known_tier(self, code: str) -> TierRecord:
+        """A tier the core has reported (KeyError for a code it does not know)."""
+        return self._listing.tiers[code]
 
     def instrument(self, symbol: str) -> InstrumentRecord:
         """The instrument, or the refusal ``instrument_not_found``."""
@@ -224,6 +236,10 @@ class Queries:
     def order(self, order_id: int) -> OrderState | None:
         return self._trading.orders.get(order_id)
 
+    def known_order(self, order_id: int) -> OrderState:
+        """An order the core has reported (KeyError for an id it never gave)."""
+        return self._trading.orders[order_id]
+
     def order_by_client_id(self, account_id: int, client_order_id: str) -> OrderState | None:
         order_id = self._trading.client_ids.get((account_id, client_order_id))
         return None if order_id is None else self._trading.orders[order_id]
@@ -236,6 +252,14 @@ class Queries:
     # ------------------------------------------------------------------ contracts
     def contract(self, contract_id: int) -> Contract | None:
         return self._clearing.contracts.get(contract_id)
+
+    def known_contract(self, contract_id: int) -> Contract:
+        """A contract the core has reported (KeyError for an id it never gave)."""
+        return self._clearing.contracts[contract_id]
+
+    def contract_count(self) -> int:
+        """How many contracts there are (their ids are 1 to this count)."""
+        return len(self._clearing.contracts)
 
     def contracts(self) -> list[Contract]:
         """Every contract, oldest first."""
