@@ -452,8 +452,9 @@ class Trading:
         if order.side is Side.SELL:
             self._capacity.release(order.id, quantity)
         if order.remaining == 0:
-            # Self-trade prevention took the rest: filled only if fills made the quantity.
-            _move(order, OrderEvent.FILL if order.filled == order.quantity else OrderEvent.CANCEL)
+            # Self-trade prevention took the rest: cancelled (the order's quantity counts
+            # what was decremented, so its fills never make the quantity).
+            _move(order, OrderEvent.CANCEL)
             self._finish(order)
         else:
             self._trim_hold(order)
