@@ -305,7 +305,7 @@ class ExchangeCore:
         parts = self.parts
         parts.accounts.check()
         parts.sites.check()
-        parts.clearing.check(parts.accounts.accounts)
+        parts.clearing.check(parts.accounts.ids())
         parts.trading.check()
 
     def check_totals(self) -> None:

@@ -3,6 +3,7 @@ deposits and withdrawals, and the balances of an account."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from exchange.components.bounds import NAME_MAX
@@ -24,18 +25,21 @@ _BALANCE_KINDS = (
 
 
 class Accounts:
-    __slots__ = ("_time", "accounts", "api_keys", "ledger")
+    __slots__ = ("_time", "accounts", "api_keys", "exists", "ledger")
     STATE: ClassVar[dict[str, tuple[str, ...]]] = {
         "accounts": ("accounts", "api_keys"),
         "ledger": ("ledger",),
     }
-    REFERENCES: ClassVar[tuple[str, ...]] = ("_time",)
+    #: Not state: what the component was built with, and reads bound once.
+    REFERENCES: ClassVar[tuple[str, ...]] = ("_time", "exists")
 
     def __init__(self, time: Time, currency: str) -> None:
         self._time = time
         self.accounts: dict[int, AccountRecord] = {}
         self.api_keys = ApiKeyBook()
         self.ledger = Ledger(currency)
+        #: Whether an account exists (the dict's own test: on the path of every order).
+        self.exists: Callable[[int], bool] = self.accounts.__contains__
 
     # ------------------------------------------------------------------ operations
     def create_account(self, op: CreateAccount) -> AccountRecord:
@@ -89,8 +93,9 @@ class Accounts:
             raise Rejected("account_not_found", f"no account {account_id}")
         return record
 
-    def exists(self, account_id: int) -> bool:
-        return account_id in self.accounts
+    def ids(self) -> list[int]:
+        """Every account id, in the order they were created."""
+        return list(self.accounts)
 
     def balances(self, account_id: int) -> dict[str, int]:
         ledger = self.ledger

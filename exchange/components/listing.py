@@ -36,12 +36,31 @@ _OPEN_LIKE = (InstrumentState.OPEN, InstrumentState.HALTED)
 
 
 class Listing:
-    __slots__ = ("_catalog", "_engine", "_rules", "_run", "_time", "instruments", "tiers")
+    __slots__ = (
+        "_catalog",
+        "_engine",
+        "_rules",
+        "_run",
+        "_time",
+        "find",
+        "instruments",
+        "tier_record",
+        "tiers",
+    )
     STATE: ClassVar[dict[str, tuple[str, ...]]] = {
         "tiers": ("tiers",),
         "instruments": ("instruments",),
     }
-    REFERENCES: ClassVar[tuple[str, ...]] = ("_catalog", "_engine", "_rules", "_run", "_time")
+    #: Not state: what the component was built with, and reads bound once.
+    REFERENCES: ClassVar[tuple[str, ...]] = (
+        "_catalog",
+        "_engine",
+        "_rules",
+        "_run",
+        "_time",
+        "find",
+        "tier_record",
+    )
 
     def __init__(
         self,
@@ -60,6 +79,11 @@ class Listing:
         self._run = run
         self.tiers: dict[str, TierRecord] = {}
         self.instruments: dict[Symbol, InstrumentRecord] = {}
+        # Reads on the path of every order, bound once (the dicts are never replaced).
+        #: The instrument of a symbol, or None.
+        self.find: Callable[[str], InstrumentRecord | None] = self.instruments.get  # type: ignore[assignment]
+        #: The record of a tier code (KeyError for an unknown code).
+        self.tier_record: Callable[[str], TierRecord] = self.tiers.__getitem__
 
     # ------------------------------------------------------------------ tiers
     def create_tier(self, op: CreateTier) -> TierRecord:
@@ -291,13 +315,10 @@ class Listing:
             raise Rejected("instrument_not_found", f"no instrument {symbol}")
         return inst
 
-    def find(self, symbol: str) -> InstrumentRecord | None:
-        return self.instruments.get(Symbol(symbol))
-
     def contract_ids(self, symbol: str) -> list[int]:
         """The ids of the contracts traded in an instrument, in order."""
         return self.instruments[Symbol(symbol)].contract_ids
 
     def tier_of(self, inst: InstrumentRecord) -> Tier:
         """The tier an instrument trades as it is now (an update changes fees, bands...)."""
-        return self.tiers[inst.instrument.tier.code].tier
+        return self.tier_record(inst.instrument.tier.code).tier

@@ -38,6 +38,7 @@ _OPEN, _PARTIAL = OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED
 #: The transition table, read directly on the path of every fill (a pair it lacks goes
 #: through :func:`order_status_after`, which raises).
 _AFTER = ORDER_TRANSITIONS
+_FILL, _PARTIAL_FILL = OrderEvent.FILL, OrderEvent.PARTIAL_FILL
 
 
 def _move(order: OrderState, event: OrderEvent) -> None:
@@ -164,7 +165,7 @@ class Trading:
             )
         if engine.open_order_count(account_id) >= limits.open_orders:  # type: ignore[arg-type]
             raise Rejected("too_many_open_orders", f"at most {limits.open_orders} open orders")
-        tier = listing.tier_of(inst)
+        tier = listing.tier_record(inst.instrument.tier.code).tier
         maker_bps, taker_bps = tier.maker_fee_bps, tier.taker_fee_bps
         penalty_bps = tier.shortfall_penalty_bps
         ledger = self._ledger
@@ -393,11 +394,13 @@ class Trading:
             )
             order.updated_at = now
             touched.add(order.id)
-            if order.remaining == 0:
-                _move(order, OrderEvent.FILL)
+            # The order lifecycle's move (exchange.lifecycle), its table read in line.
+            event = _FILL if order.remaining == 0 else _PARTIAL_FILL
+            after = _AFTER.get((order.status, event))
+            order.status = after if after is not None else order_status_after(order.status, event)
+            if event is _FILL:
                 self._finish(order)
             else:
-                _move(order, OrderEvent.PARTIAL_FILL)
                 self._trim_hold(order)
 
     # ------------------------------------------------------------------ holds
