@@ -276,7 +276,17 @@ class ExchangeCore:
 
     def take_changes(self) -> Changes:
         """What changed since the last call: for the shell to persist and publish."""
-        return self._journal.take(self.parts.accounts.ledger.drain())
+        journal = self._journal
+        out = Changes(
+            journal.events,
+            journal.touched_orders,
+            journal.touched_contracts,
+            journal.settled_now,
+            self.parts.accounts.ledger.drain(),
+        )
+        journal.events, journal.touched_orders, journal.touched_contracts = [], set(), set()
+        journal.settled_now = []
+        return out
 
     # ================================================================== settings
     @property

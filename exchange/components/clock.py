@@ -52,6 +52,11 @@ class Time:
         """The id the next :meth:`next_id` of ``kind`` gives, not taken."""
         return self._ids[kind]
 
+    def counters(self) -> dict[str, int]:
+        """The id counters themselves, by kind: for a component that takes ids on the path
+        of every order (read the next id, and store the one after once it is taken)."""
+        return self._ids
+
     def at(self, ts: int, action: int, key: str) -> None:
         """Schedule ``action`` (:data:`LIST` for a tier code, else for a symbol) at ``ts``."""
         self._schedule_seq += 1

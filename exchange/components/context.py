@@ -10,10 +10,8 @@ from typing import Any
 from exchange.engine import Outcome
 from exchange.events import Event
 from exchange.invariants import InvariantViolation
-from exchange.ledger import Transfer
 from exchange.limits import CoreLimits
 from exchange.orders import ResultCode
-from exchange.records import Changes
 
 __all__ = ["Journal", "Rules"]
 
@@ -60,12 +58,3 @@ class Journal:
             handler = handlers.get(type(event))
             if handler is not None:
                 handler(event)
-
-    def take(self, transfers: list[Transfer]) -> Changes:
-        """What changed since the last call, with the ledger's new ``transfers``."""
-        out = Changes(
-            self.events, self.touched_orders, self.touched_contracts, self.settled_now, transfers
-        )
-        self.events, self.touched_orders, self.touched_contracts = [], set(), set()
-        self.settled_now = []
-        return out

@@ -49,14 +49,18 @@ def _move(order: OrderState, event: OrderEvent) -> None:
 
 class Trading:
     __slots__ = (
+        "_account_exists",
         "_accounts",
         "_capacity",
         "_clearing",
+        "_find_instrument",
+        "_ids",
         "_journal",
         "_ledger",
         "_listing",
         "_rules",
         "_sites",
+        "_tier_record",
         "_time",
         "account_orders",
         "client_ids",
@@ -71,14 +75,18 @@ class Trading:
         "engine": ("engine",),
     }
     REFERENCES: ClassVar[tuple[str, ...]] = (
+        "_account_exists",
         "_accounts",
         "_capacity",
         "_clearing",
+        "_find_instrument",
+        "_ids",
         "_journal",
         "_ledger",
         "_listing",
         "_rules",
         "_sites",
+        "_tier_record",
         "_time",
     )
 
@@ -96,6 +104,7 @@ class Trading:
         clearing: Clearing,
     ) -> None:
         self._time = time
+        self._ids = time.counters()
         self._rules = rules
         self._journal = journal
         self._accounts = accounts
@@ -104,6 +113,10 @@ class Trading:
         self._capacity = capacity
         self._listing = listing
         self._clearing = clearing
+        # The reads on the path of every order, bound once.
+        self._account_exists = accounts.exists
+        self._find_instrument = listing.find
+        self._tier_record = listing.tier_record
         self.engine = engine
         self.orders: dict[int, OrderState] = {}
         self.client_ids: dict[tuple[int, str], int] = {}
@@ -114,7 +127,7 @@ class Trading:
     def place_order(self, op: PlaceOrder) -> OrderState:
         # The busiest operation: attribute and method lookups are hoisted into locals.
         account_id = op.account_id
-        if not self._accounts.exists(account_id):
+        if not self._account_exists(account_id):
             raise Rejected("account_not_found", f"no account {account_id}")
         client_order_id = op.client_order_id
         if client_order_id is not None:
@@ -132,14 +145,14 @@ class Trading:
                         "this client_order_id was used for a different order",
                     )
                 return original  # idempotent resubmission: no new order
-        listing = self._listing
-        inst = listing.find(op.symbol)
+        inst = self._find_instrument(op.symbol)
         if inst is None:
             raise Rejected("instrument_not_found", f"no instrument {op.symbol}")
         symbol = inst.instrument.symbol
         engine = self.engine
         time = self._time
-        order_id = time.peek_id("order")
+        ids = self._ids
+        order_id = ids["order"]
         side = op.side
         quantity = op.quantity
         code, limit = engine.validate_place(
@@ -165,7 +178,7 @@ class Trading:
             )
         if engine.open_order_count(account_id) >= limits.open_orders:  # type: ignore[arg-type]
             raise Rejected("too_many_open_orders", f"at most {limits.open_orders} open orders")
-        tier = listing.tier_record(inst.instrument.tier.code).tier
+        tier = self._tier_record(inst.instrument.tier.code).tier
         maker_bps, taker_bps = tier.maker_fee_bps, tier.taker_fee_bps
         penalty_bps = tier.shortfall_penalty_bps
         ledger = self._ledger
@@ -189,7 +202,7 @@ class Trading:
             raise Rejected("insufficient_capacity", "not enough uncommitted capacity")
 
         # ---- accepted: nothing below can refuse.
-        time.next_id("order")
+        ids["order"] = order_id + 1
         now = time.now
         order = OrderState(
             id=order_id,
@@ -444,7 +457,8 @@ class Trading:
         check(quantity == order.remaining, "order %s ended with quantity unaccounted", order_id)
         order.remaining = 0
         order.closed += quantity
-        _move(order, event)
+        after = _AFTER.get((order.status, event))  # the order lifecycle, read in line
+        order.status = after if after is not None else order_status_after(order.status, event)
         self._finish(order)
 
     def _decrement(self, order_id: int, quantity: int) -> None:
