@@ -87,8 +87,8 @@ def serve(
         context = build_context(settings)  # every start-up error surfaces here, in one line
     admins = [
         r
-        for r in context.service.core.api_keys.records.values()
-        if r.active and context.service.core.accounts[r.account_id].role == "admin"
+        for r in context.service.core.query.api_keys().records.values()
+        if r.active and context.service.core.query.account(r.account_id).role == "admin"
     ]
     if not admins:
         typer.echo(
@@ -179,7 +179,7 @@ def list_keys(database_url_: DatabaseUrl = None) -> None:
     with _one_line_errors():
         core = _replayed(database_url(database_url_))
     typer.echo("id\taccount\tprefix\torigin\tcreated\trevoked")
-    for r in core.api_keys.records.values():
+    for r in core.query.api_keys().records.values():
         revoked = iso(r.revoked_at) if r.revoked_at is not None else "-"
         typer.echo(
             f"{r.id}\t{r.account_id}\t{r.prefix}\t{r.origin}\t{iso(r.created_at)}\t{revoked}"
@@ -203,7 +203,7 @@ def revoke_key(
             url, "revoke the key through it (DELETE /v1/admin/keys/{id} with an admin key)"
         )
         try:
-            book = service.core.api_keys
+            book = service.core.query.api_keys()
             if key.isascii() and key.isdigit():
                 ids = [int(key)]
             else:

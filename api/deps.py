@@ -95,7 +95,7 @@ class Context:
 
     def __post_init__(self) -> None:
         service = self.service
-        self.auth = KeyIndex(lambda: service.core.api_keys)
+        self.auth = KeyIndex(service.core.query.api_keys)
 
     def lookup(self, key: str) -> int | None:
         """The account of ``key``, if it is an active key."""
@@ -126,7 +126,7 @@ def authenticate(ctx: Context, authorization: str | None) -> AccountRecord:
     account_id = ctx.lookup(key)
     if account_id is None:
         raise ApiError(Refusal.UNAUTHORIZED, reason="invalid API key")
-    record = ctx.service.core.accounts.get(account_id)
+    record = ctx.service.core.query.find_account(account_id)
     if record is None:
         raise ApiError(Refusal.UNAUTHORIZED, reason="invalid API key")
     return record

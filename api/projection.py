@@ -62,8 +62,8 @@ def applied(core: ExchangeCore, seq: int, op: Operation, result: Any, changes: C
     """Record an operation ``core`` has just applied, for projection later."""
     delivery = None
     if isinstance(op, ReportDelivery):
-        contract_id, pool_id, device_seconds, _, ts = core.deliveries[-1]
-        delivery = (len(core.deliveries), contract_id, pool_id, device_seconds, ts)
+        number = core.query.delivery_count()
+        delivery = (number, *core.query.delivery(number))
     return Applied(seq, op, result, changes, delivery)
 
 
@@ -177,7 +177,8 @@ def contract_row(c: Contract) -> dict[str, Any]:
 
 
 def _tier_rows(batch: Batch, core: ExchangeCore) -> None:
-    for code, record in core.tiers.items():
+    for record in core.query.tiers():
+        code = record.tier.code
         tier = record.tier
         payload = {
             "tick": tier.tick,
@@ -248,11 +249,11 @@ def project(batch: Batch, core: ExchangeCore, run: list[Applied]) -> None:
     for applied in run:
         tiers |= _project_one(batch, core, applied, orders, contracts)
     rows = batch.upserts.setdefault("orders", {})
-    core_orders = core.orders
+    query = core.query
     for order_id in sorted(orders):
-        rows[order_id] = order_values(core_orders[order_id])
+        rows[order_id] = order_values(query.known_order(order_id))
     for contract_id in sorted(contracts):
-        batch.upsert("contracts", contract_id, contract_row(core.contracts[contract_id]))
+        batch.upsert("contracts", contract_id, contract_row(query.known_contract(contract_id)))
     if tiers:
         _tier_rows(batch, core)
     batch.upsert("projection_state", "tables", {"name": "tables", "seq": run[-1].seq})
@@ -292,7 +293,7 @@ def _project_one(
                 ),
             )
         elif isinstance(event, InstrumentListed | InstrumentStateChanged):
-            inst = core.instruments[event.symbol]
+            inst = core.query.instrument(event.symbol)
             batch.upsert(
                 "instruments",
                 event.symbol,
@@ -324,7 +325,7 @@ def _project_one(
     orders.update(changes.orders)
     contracts.update(changes.contracts)
     for contract_id in changes.settled:
-        c = core.contracts[contract_id]
+        c = core.query.known_contract(contract_id)
         batch.insert(
             "settlements",
             {
@@ -350,7 +351,7 @@ def _project_one(
                 "created_at": result.created_at,
             },
         )
-        for key in core.api_keys.of_account(result.id):
+        for key in core.query.api_keys().of_account(result.id):
             _key_row(batch, key)
     elif isinstance(op, IssueApiKey | RevokeApiKey):
         _key_row(batch, result)

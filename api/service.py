@@ -377,7 +377,7 @@ class ExchangeService:
         items = list(items)
         if self.clock == "real":
             now = wall_clock_us()
-            if now > core.now:
+            if now > core.query.now():
                 items.insert(0, Submission(AdvanceClock(now)))
         unprojected = self._unprojected
         if len(unprojected) == self._projecting:  # none waiting: these are the oldest
@@ -386,6 +386,7 @@ class ExchangeService:
                 self._loop.call_later(self.projection_delay, self._wake)
         log_rows = batch.operations
         chain = self._chain
+        query = core.query
         for item in items:
             try:
                 result = core.apply(item.op)
@@ -399,7 +400,7 @@ class ExchangeService:
                 continue
             self.seq = item.seq = seq = self.seq + 1
             changes = core.take_changes()
-            row = log_row(seq, core.now, item.op, chain)
+            row = log_row(seq, query.now(), item.op, chain)
             chain = row[4]
             log_rows.append(row)
             unprojected.append(applied(core, seq, item.op, result, changes))
@@ -408,9 +409,9 @@ class ExchangeService:
                 item.extra(item.outcome, batch)
             published.events.extend(changes.events)
             for order_id in sorted(changes.orders):
-                published.orders.append((core.orders[order_id].account_id, order_id))
+                published.orders.append((query.known_order(order_id).account_id, order_id))
         self._chain = chain
-        core.ledger.check_totals()  # O(1); the full check is opt-in (check_invariants)
+        core.check_totals()  # O(1); the full check is opt-in (check_invariants)
         if self.check_invariants:
             core.check()
         return batch, published
@@ -875,4 +876,4 @@ class ExchangeService:
             await asyncio.sleep(seconds)
             if self.stopped is not None:
                 return
-            await self.submit(AdvanceClock(max(wall_clock_us(), self.core.now)))
+            await self.submit(AdvanceClock(max(wall_clock_us(), self.core.query.now())))

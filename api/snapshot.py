@@ -23,7 +23,6 @@ when it was written.
 from __future__ import annotations
 
 import contextlib
-import copyreg
 import gc
 import hashlib
 import io
@@ -46,7 +45,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import msgspec
 import sortedcontainers
 
-from exchange.core import NOT_STATE, ExchangeCore
+from exchange.core import ExchangeCore
 from exchange.limits import CoreLimits
 
 if TYPE_CHECKING:
@@ -136,7 +135,7 @@ def code_fingerprint() -> str:
     for package in ("exchange", "pricing"):
         base = root / package
         for path in sorted(base.rglob("*")):
-            if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+            if not path.is_file() or "__pycache__" in path.as_posix() or path.suffix == ".pyc":
                 continue
             h.update(path.relative_to(root).as_posix().encode() + b"\x00")
             data = path.read_bytes()
@@ -184,10 +183,6 @@ class _Pickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         if obj.__class__ is MappingProxyType:
             return _mapping_proxy, (dict(obj),)
-        if obj.__class__ is ExchangeCore:
-            # Its state only: settings and transient buffers are set by whoever loads it.
-            state = {k: v for k, v in obj.__dict__.items() if k not in NOT_STATE}
-            return copyreg.__newobj__, (ExchangeCore,), state  # type: ignore[attr-defined]
         return NotImplemented
 
 
@@ -226,36 +221,32 @@ def dumps_value(value: Any) -> bytes:
 
 
 def dumps(core: ExchangeCore) -> bytes:
-    """The core's state as deterministic bytes (taken between operations: its change
-    buffers are empty then, and are not written)."""
-    return dumps_value(core)
+    """The core's state (:meth:`ExchangeCore.state`: every part of it, nothing of its
+    settings or its change journal) as deterministic bytes; taken between operations."""
+    return dumps_value(core.state())
 
 
 def loads(payload: bytes) -> ExchangeCore:
     """A core from :func:`dumps`' bytes, as a replay would hold it: no per-account bounds
-    and ``admitting`` off (the shell sets both once the log's tail is replayed), empty
-    change buffers."""
+    and ``admitting`` off (the shell sets both once the log's tail is replayed), an empty
+    change journal."""
     # Millions of objects are made and none is garbage: collections meanwhile would only
     # rescan them again and again.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        core = _Unpickler(io.BytesIO(payload)).load()
+        state = _Unpickler(io.BytesIO(payload)).load()
     finally:
         if enabled:
             gc.enable()
-    if core.__class__ is not ExchangeCore:
-        raise pickle.UnpicklingError("the payload is not an exchange core")
-    core.limits = CoreLimits.unbounded()
+    if state.__class__ is not dict or any(v.__class__ is not dict for v in state.values()):
+        raise pickle.UnpicklingError("the payload is not the state of an exchange core")
+    core = ExchangeCore(limits=CoreLimits.unbounded())
+    try:
+        core.restore(state)
+    except ValueError as exc:
+        raise pickle.UnpicklingError(str(exc)) from exc
     core.admitting = False
-    core._pool_caps = {}
-    core.events = []
-    core.touched_orders = set()
-    core.touched_contracts = set()
-    core.settled_now = []
-    missing = set(NOT_STATE) - set(core.__dict__)
-    if missing:  # a non-state attribute this module does not know how to set
-        raise pickle.UnpicklingError(f"no value for {sorted(missing)}")
     return core
 
 

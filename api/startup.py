@@ -121,11 +121,11 @@ def build_context(settings: Settings) -> Context:
     except BaseException:
         store.close()
         raise
-    if existed and start is not None and start != service.core.now:
+    if existed and start is not None and start != service.core.query.now():
         log.warning(
             "--start ignored: the exchange at %s already exists (its clock is at %s)",
             shown(settings.database_url),
-            iso(service.core.now),
+            iso(service.core.query.now()),
         )
     ctx = Context(
         service,
@@ -185,7 +185,7 @@ def bootstrap_admin_key(ctx: Context, key: str, name: str = "admin") -> int:
         raise StartupError(f"SUANLI_ADMIN_KEY must be at least {OPERATOR_KEY_MIN} characters")
     record = ctx.auth.lookup(key)
     if record is not None:
-        account = core.accounts[record.account_id]
+        account = core.query.account(record.account_id)
         if account.role != "admin":
             raise StartupError(
                 f"SUANLI_ADMIN_KEY is the key of trader account {account.id}, not an admin's: "
@@ -194,7 +194,8 @@ def bootstrap_admin_key(ctx: Context, key: str, name: str = "admin") -> int:
         if record.origin == "legacy":  # an unsalted digest: store it salted
             _replace(ctx, account.id, key, [record.id])
         return account.id
-    previous = [r for r in core.api_keys.records.values() if r.origin == "operator" and r.active]
+    keys = core.query.api_keys()
+    previous = [r for r in keys.records.values() if r.origin == "operator" and r.active]
     if previous:
         account_id = previous[0].account_id
         _replace(ctx, account_id, key, [r.id for r in previous])
@@ -208,7 +209,7 @@ def bootstrap_admin_key(ctx: Context, key: str, name: str = "admin") -> int:
     if item.error is not None:
         raise StartupError(f"the admin key could not be registered: {item.error.message}")
     account_id = int(item.outcome.id)
-    (record,) = core.api_keys.of_account(account_id)
+    (record,) = core.query.api_keys().of_account(account_id)
     ctx.auth.remember(key, record.id)
     return account_id
 

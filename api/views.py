@@ -161,12 +161,12 @@ def order_view(o: OrderState) -> dict[str, Any]:
 
 
 def account_view(core: ExchangeCore, a: AccountRecord) -> dict[str, Any]:
-    balances = core.balances(a.id)
+    balances = core.query.balances(a.id)
     return {
         "id": a.id,
         "name": a.name,
         "role": a.role,
-        "currency": core.ledger.currency,
+        "currency": core.query.currency(),
         "available": format_money(balances["available"]),
         "held": format_money(balances["held"]),
         "escrow": format_money(balances["escrow"]),
@@ -195,7 +195,7 @@ def transfer_view(t: Transfer, viewer: int | None = None) -> dict[str, Any]:
 
 
 def contract_view(core: ExchangeCore, c: Contract, viewer: int) -> dict[str, Any]:
-    inst = core.instruments[c.symbol]  # type: ignore[index]
+    inst = core.query.instrument(c.symbol)
     side = "buy" if c.buyer == viewer else "sell"
     fee_bps = c.buyer_fee_bps if side == "buy" else c.seller_fee_bps
     return {
@@ -305,7 +305,7 @@ def instrument_view(
         "state": inst.state.value,
     }
     if detail:
-        market = core.engine.market(i.symbol)
+        market = core.query.market(i.symbol)
         book = market.book if market else None
         view.update(
             {

@@ -416,7 +416,10 @@ class Hub:
         if channel == "orders":
             return True
         kind, _, symbol = channel.partition(":")
-        return kind in ("book", "trades") and symbol in self.ctx.service.core.instruments
+        return (
+            kind in ("book", "trades")
+            and self.ctx.service.core.query.find_instrument(symbol) is not None
+        )
 
     # -- fan-out
     def _emit(self, channel: str, event: Any, build: Callable[[str, Any], dict[str, Any]]) -> None:
@@ -441,7 +444,7 @@ class Hub:
                 self._emit("trades:" + event.symbol, event, _trade)
         if not self.watchers:
             return
-        orders = self.ctx.service.core.orders
+        query = self.ctx.service.core.query
         for account_id, order_id in published.orders:
             listeners = self.watchers.get(account_id)
             if not listeners:
@@ -453,7 +456,7 @@ class Hub:
                     "channel": "orders",
                     "type": "order",
                     "sequence": sequence,
-                    "order": order_view(orders[order_id]),
+                    "order": order_view(query.known_order(order_id)),
                 }
             ).decode()
             for conn in listeners:
@@ -462,9 +465,9 @@ class Hub:
     def snapshot(self, channel: str) -> dict[str, Any] | None:
         core = self.ctx.service.core
         kind, _, symbol = channel.partition(":")
-        if kind not in ("book", "trades") or symbol not in core.instruments:
+        if kind not in ("book", "trades") or core.query.find_instrument(symbol) is None:
             return None
-        book = core.engine.book(symbol)  # type: ignore[arg-type]
+        book = core.query.book(symbol)
         if kind == "book":
             return {
                 "channel": channel,
@@ -477,8 +480,8 @@ class Hub:
                     [format_price(p), format_quantity(q)] for p, q in book.depth(Side.SELL, 100)
                 ],
             }
-        inst = core.instruments[symbol]  # type: ignore[index]
-        recent = [core.contracts[c] for c in inst.contract_ids[-50:]]
+        inst = core.query.instrument(symbol)
+        recent = core.query.contracts_of_instrument(inst)[-50:]
         return {
             "channel": channel,
             "type": "snapshot",
@@ -513,7 +516,7 @@ def _authenticate(ctx: Context, key: str | None) -> AccountRecord | None:
         account_id = ctx.lookup(key)
     except UnicodeEncodeError:  # a lone surrogate: no key has one
         return None
-    return None if account_id is None else ctx.service.core.accounts.get(account_id)
+    return None if account_id is None else ctx.service.core.query.find_account(account_id)
 
 
 def _signed_in(conn: Connection) -> AccountRecord:
@@ -575,7 +578,7 @@ def _queue(
             future = asyncio.ensure_future(service.wait_committed())
         return future, lambda: ({"results": batch.results()}, None)
     order_id = request.order_id
-    order = service.core.orders.get(order_id)
+    order = service.core.query.order(order_id)
     if order is None or order.account_id != account.id:
         raise ApiError(Refusal.ORDER_NOT_FOUND, order_id=order_id)
     if isinstance(request, Cancel):

@@ -92,7 +92,6 @@ class Tier:
     window_hours: int = 1
     list_ahead_hours: int = 24
     gate_closure_minutes: int = 60
-    status: TierStatus = TierStatus.ACTIVE
     reference_price: Price | None = field(default=None)
 
     def __post_init__(self) -> None:

@@ -50,8 +50,7 @@ from api.service import ExchangeService, Submission
 from exchange.core import ExchangeCore, OrderState, Rejected
 from exchange.ids import Timestamp
 from exchange.invariants import InvariantViolation
-from exchange.ledger import AccountKind
-from exchange.lifecycle import InstrumentState
+from exchange.ledger import EXCHANGE, AccountKind
 from exchange.operations import (
     AddPool,
     AdvanceClock,
@@ -264,7 +263,7 @@ class _Demo:
         # Buyers' demand: together about 1.25 x the sellers' offered capacity per window.
         supply: Counter[str] = Counter()
         for seller in self.scenario.sellers:
-            model = core.catalog[seller.site.hardware_id]
+            model = core.query.models()[seller.site.hardware_id]
             for plan in seller.site.plans:
                 supply[plan.tier] += pool_supply(model, seller.devices, plan.tier, plan.share_pct)[
                     1
@@ -289,9 +288,9 @@ class _Demo:
     def _describe_products(self) -> None:
         core = self.core
         for tier in TIERS:
-            record = core.tiers[tier.code]
-            members = core.class_members.get(tier.gpu_class, ())
-            factor = scu_per_pf_hour(record.tier.precision, members, core.catalog)
+            record = core.query.known_tier(tier.code)
+            members = core.query.class_members(tier.gpu_class)
+            factor = scu_per_pf_hour(record.tier.precision, members, core.query.models())
             self.result.scu_factor[tier.code] = factor
             self.result.tier_info.append(
                 {
@@ -311,20 +310,22 @@ class _Demo:
             if seller.site.key in seen:
                 continue
             seen.add(seller.site.key)
-            site = core.sites[seller.site_id].site
-            model = core.catalog[seller.site.hardware_id]
+            site = core.query.known_site(seller.site_id).site
+            model = core.query.models()[seller.site.hardware_id]
             verdicts: dict[str, str] = {}
             for tier in TIERS:
-                record = core.tiers[tier.code]
+                record = core.query.known_tier(tier.code)
                 why = pool_ineligibility(
-                    core.pools[seller.pool_id].as_pricing_pool(),
+                    core.query.known_pool(seller.pool_id).as_pricing_pool(),
                     {str(seller.site_id): site},
-                    core.catalog,
+                    core.query.models(),
                     record.tier,
-                    core.class_members.get(tier.gpu_class, ()),
+                    core.query.class_members(tier.gpu_class),
                 )
                 if why is None:
-                    rated = core.pool_rated_pf(core.pools[seller.pool_id], record.tier)
+                    rated = core.query.pool_rated_pf(
+                        core.query.known_pool(seller.pool_id), record.tier
+                    )
                     verdicts[tier.code] = f"{float(rated):.4f} PF"
                 else:
                     verdicts[tier.code] = why
@@ -344,12 +345,12 @@ class _Demo:
         roles = self.roles.get(symbol)
         if roles is not None:
             return roles
-        inst = self.core.instruments[symbol]  # type: ignore[index]
+        inst = self.core.query.instrument(symbol)
         tier = inst.instrument.tier.code
         hour = (inst.instrument.window.start // HOUR_US) % 24
         roles = []
         for seller in self.scenario.sellers:
-            model = self.core.catalog[seller.site.hardware_id]
+            model = self.core.query.models()[seller.site.hardware_id]
             for plan in seller.site.plans:
                 if plan.tier == tier:
                     roles.append(
@@ -372,16 +373,16 @@ class _Demo:
         ids = self.open_orders.get(key)
         if not ids:
             return 0
-        orders = self.core.orders
-        still = [oid for oid in ids if orders[oid].is_open]
+        order = self.core.query.known_order
+        still = [oid for oid in ids if order(oid).is_open]
         self.open_orders[key] = still
-        return sum(orders[oid].remaining for oid in still if orders[oid].side is side)
+        return sum(order(oid).remaining for oid in still if order(oid).side is side)
 
     def _absorb_contracts(self) -> None:
-        contracts = self.core.contracts
-        total = len(contracts)
+        query = self.core.query
+        total = query.contract_count()
         for cid in range(self.seen_contracts + 1, total + 1):
-            c = contracts[cid]
+            c = query.known_contract(cid)
             buyer = self.role_of[(c.buyer, c.symbol)]
             seller = self.role_of[(c.seller, c.symbol)]
             buyer.filled_buy += c.quantity
@@ -413,16 +414,17 @@ class _Demo:
 
     def _orders(self, now: int) -> list[Operation]:
         core = self.core
-        open_symbols = sorted(
-            s for s, inst in core.instruments.items() if inst.state is InstrumentState.OPEN
-        )
+        open_symbols = sorted(core.query.open_symbols())
         ops: list[Operation] = []
         for symbol in open_symbols:
-            market = core.engine.market(symbol)
+            market = core.query.market(symbol)
             if market is None:
                 continue
             band = (market.band_low, market.band_high)
-            reference = market.reference_price or core.tiers[market.instrument.tier.code].reference
+            reference = (
+                market.reference_price
+                or core.query.known_tier(market.instrument.tier.code).reference
+            )
             roles = self._roles(symbol)
             for role in roles:
                 if role.side is None:
@@ -444,12 +446,12 @@ class _Demo:
         for cid in range(1, self.seen_contracts + 1):
             if cid in self.reported:
                 continue
-            c = core.contracts[cid]
+            c = core.query.known_contract(cid)
             if c.state is not ContractState.DELIVERING:
                 if c.state is ContractState.SETTLED:
                     self.reported.add(cid)
                 continue
-            inst = core.instruments[c.symbol]  # type: ignore[index]
+            inst = core.query.instrument(c.symbol)
             if inst.instrument.window.end > now:
                 continue
             self.reported.add(cid)
@@ -457,8 +459,8 @@ class _Demo:
             pct = self._delivery_pct(c.seller)
             if pct == 0:
                 continue  # never reports: missing telemetry counts as no delivery
-            pool = core.pools[role.pool_id]
-            rated = core.pool_rated_pf(pool, inst.instrument.tier)
+            pool = core.query.known_pool(role.pool_id)
+            rated = core.query.pool_rated_pf(pool, inst.instrument.tier)
             needed = Fraction(c.quantity, 1_000_000) * 3600 / rated  # device-seconds
             seconds = math.ceil(needed) if pct == 100 else math.floor(needed * pct / 100)
             seconds = min(seconds, pool.count * 3600 * len(inst.hours))
@@ -474,7 +476,7 @@ class _Demo:
 
     def _snapshot_depth(self, now: int) -> None:
         assert self.showcase is not None
-        market = self.core.engine.market(self.showcase)  # type: ignore[arg-type]
+        market = self.core.query.market(self.showcase)
         if market is None:
             return
         book = market.book
@@ -513,12 +515,12 @@ class _Demo:
         # Run the clock on until every contract has been delivered and settled.
         last_end = max(
             (
-                self.core.instruments[c.symbol].instrument.window.end  # type: ignore[index]
-                for c in self.core.contracts.values()
+                self.core.query.instrument(c.symbol).instrument.window.end
+                for c in self.core.query.contracts()
             ),
             default=now,
         )
-        settle_by = last_end + self.core.grace_us
+        settle_by = last_end + self.core.query.grace_us()
         while now < settle_by:
             then = min(now + self.step_us, settle_by)
             self.step(now, then, trading=False)
@@ -533,22 +535,24 @@ class _Demo:
         core = self.core
         result = self.result
         for tier in TIERS:
-            record = core.tiers[tier.code]
-            items = core.curve_inputs(tier.code, open_only=True)
+            record = core.query.known_tier(tier.code)
+            items = core.query.curve_inputs(tier.code, open_only=True)
             result.curves[tier.code] = forward_curve(items)
             result.tier_indices[tier.code] = tier_index(record.trades, now)  # type: ignore[arg-type]
         tier_of = {}
         trades: list[TradePrint] = []
-        for inst in core.instruments.values():
+        for inst in core.query.instruments():
             tier_of[inst.symbol] = inst.instrument.tier.code
             trades.extend(inst.trades)
         trades.sort(key=lambda t: (t.ts, t.symbol))
-        families = sorted({precision_family(core.tiers[t.code].tier.precision) for t in TIERS})
+        families = sorted(
+            {precision_family(core.query.known_tier(t.code).tier.precision) for t in TIERS}
+        )
         for family in families:
             members = {
                 s: code
                 for s, code in tier_of.items()
-                if precision_family(core.tiers[code].tier.precision) == family
+                if precision_family(core.query.known_tier(code).tier.precision) == family
             }
             result.family_indices[family] = family_index(
                 trades,
@@ -558,10 +562,10 @@ class _Demo:
             )
 
     def _withdraw(self) -> None:
-        ledger = self.core.ledger
+        balance = self.core.query.balance
         ops: list[Operation] = []
         for account_id in sorted(self.name_of):
-            half = ledger.available(account_id) // 2
+            half = balance(account_id, AccountKind.AVAILABLE) // 2
             if half > 0:
                 ops.append(Withdraw(account_id, half))
         for item in self.submit(ops):
@@ -580,21 +584,21 @@ class _Demo:
             result.invariants_message = f"ExchangeCore.check() FAILED: {exc}"
         result.state_hash = core.state_hash()
         result.balances_total = sum(
-            v for (_, kind), v in core.ledger.balances.items() if kind is not AccountKind.EXTERNAL
+            v for _, kind, v in core.query.ledger_balances() if kind is not AccountKind.EXTERNAL
         )
-        result.fees_account = core.ledger.balance(0, AccountKind.FEES)
+        result.fees_account = core.query.balance(EXCHANGE, AccountKind.FEES)
         result.operations_logged = self.service.store.last_seq() - self.base_seq
         result.open_contracts = sum(
-            1 for c in core.contracts.values() if c.state is not ContractState.SETTLED
+            1 for c in core.query.contracts() if c.state is not ContractState.SETTLED
         )
         seller_site = {s.account_id: s for s in self.scenario.sellers}
         maker_site = {m.account_id: m for m in self.scenario.makers}
-        for c in sorted(core.contracts.values(), key=lambda x: x.id):
-            inst = core.instruments[c.symbol]  # type: ignore[index]
+        for c in sorted(core.query.contracts(), key=lambda x: x.id):
+            inst = core.query.instrument(c.symbol)
             buyer = self.role_of[(c.buyer, c.symbol)]
             seller = self.role_of[(c.seller, c.symbol)]
             spec = seller_site.get(c.seller) or maker_site[c.seller]
-            site = core.sites[spec.site_id].site
+            site = core.query.known_site(spec.site_id).site
             result.trades.append(
                 TradeRecord(
                     contract_id=c.id,
@@ -621,7 +625,7 @@ class _Demo:
                 )
             )
         for symbol in sorted(self.roles):
-            inst = core.instruments[symbol]  # type: ignore[index]
+            inst = core.query.instrument(symbol)
             roles = self.roles[symbol]
             demand = [(r.value, r.limit) for r in roles if r.side is not Side.SELL]
             supply = [(r.value, r.limit) for r in roles if r.side is not Side.BUY]
@@ -645,7 +649,7 @@ def _gco2(core: ExchangeCore, hardware_id: str, site: object) -> Fraction | None
         return Fraction(0)
     try:
         return gco2_per_scu(
-            core.catalog[hardware_id], site.pue, site.emission_factor, site.green_share
+            core.query.models()[hardware_id], site.pue, site.emission_factor, site.green_share
         )
     except PricingError:
         return None

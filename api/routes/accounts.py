@@ -98,8 +98,8 @@ async def list_keys(
 ) -> dict[str, Any]:
     """An account's API keys, active and revoked, oldest first (never the keys)."""
     core = ctx.service.core
-    core.account(account_id)
-    return paginate(core.api_keys.of_account(account_id), page, lambda r: r.id, key_view)
+    core.query.account(account_id)
+    return paginate(core.query.api_keys().of_account(account_id), page, lambda r: r.id, key_view)
 
 
 @router.delete(
@@ -107,7 +107,7 @@ async def list_keys(
 )
 async def revoke_key(key_id: Id, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
     """Revoke an API key: requests with it are refused (401) from now on."""
-    if key_id not in ctx.service.core.api_keys.records:
+    if key_id not in ctx.service.core.query.api_keys().records:
         raise ApiError(Refusal.API_KEY_NOT_FOUND, key_id=key_id)
     result: dict[str, Any] = await submit_change(ctx, admin, RevokeApiKey(key_id), key_view)
     return result

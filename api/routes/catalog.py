@@ -52,7 +52,7 @@ IdemKey = Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")]
 
 @router.get("/hardware", response_model=Page[HardwareOut], **answers(422))
 async def list_hardware(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
-    models = sorted(ctx.service.core.catalog.values(), key=lambda m: m.id)
+    models = sorted(ctx.service.core.query.models().values(), key=lambda m: m.id)
     indexed = list(enumerate(models, start=1))
     return paginate(indexed, page, lambda x: x[0], lambda x: hardware_view(x[1]))
 
@@ -97,9 +97,12 @@ async def add_hardware(
 @router.get("/gpu-classes", response_model=Page[GpuClassOut], **answers(422))
 async def list_gpu_classes(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     core = ctx.service.core
-    rules = list(enumerate(sorted(core.gpu_classes.values(), key=lambda r: r.code), start=1))
+    rules = list(enumerate(core.query.gpu_classes(), start=1))
     return paginate(
-        rules, page, lambda x: x[0], lambda x: gpu_class_view(x[1], core.class_members[x[1].code])
+        rules,
+        page,
+        lambda x: x[0],
+        lambda x: gpu_class_view(x[1], core.query.class_members(x[1].code)),
     )
 
 
@@ -115,7 +118,7 @@ async def create_gpu_class(
     core = ctx.service.core
 
     def render(rule: GpuClass) -> dict[str, Any]:
-        return gpu_class_view(rule, core.class_members[rule.code])
+        return gpu_class_view(rule, core.query.class_members(rule.code))
 
     op = CreateGpuClass(
         body.code,
@@ -132,7 +135,7 @@ async def create_gpu_class(
 
 @router.get("/tiers", response_model=Page[TierOut], **answers(422))
 async def list_tiers(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
-    tiers = list(enumerate(ctx.service.core.tiers.values(), start=1))
+    tiers = list(enumerate(ctx.service.core.query.tiers(), start=1))
     return paginate(tiers, page, lambda x: x[0], lambda x: tier_view(x[1]))
 
 
@@ -206,7 +209,7 @@ async def list_instruments(
     core = ctx.service.core
     items = [
         i
-        for i in core.instruments.values()
+        for i in core.query.instruments()
         if (tier is None or i.instrument.tier.code == tier)
         and (state is None or i.state.value == state)
     ]
@@ -218,7 +221,7 @@ async def list_instruments(
 @router.get("/instruments/{symbol}", response_model=InstrumentDetailOut, **answers(404, 422))
 async def get_instrument(symbol: Symbol, ctx: ContextDep) -> dict[str, Any]:
     core = ctx.service.core
-    return instrument_view(core, core.instrument(symbol), detail=True)
+    return instrument_view(core, core.query.instrument(symbol), detail=True)
 
 
 async def _instrument_action(

@@ -70,8 +70,8 @@ async def book(
     symbol: Symbol, ctx: ContextDep, depth: Annotated[int, Query(ge=1, le=1000), Digits()] = 50
 ) -> dict[str, Any]:
     core = ctx.service.core
-    inst = core.instrument(symbol)
-    b = core.engine.book(inst.symbol)
+    inst = core.query.instrument(symbol)
+    b = core.query.book(inst.symbol)
     return {
         "symbol": inst.symbol,
         "sequence": b.seq,
@@ -84,8 +84,8 @@ async def book(
 async def trades(symbol: Symbol, ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     """Trades of one instrument, oldest first; page on with the cursor."""
     core = ctx.service.core
-    inst = core.instrument(symbol)
-    contracts = [core.contracts[c] for c in inst.contract_ids]
+    inst = core.query.instrument(symbol)
+    contracts = core.query.contracts_of_instrument(inst)
 
     def render(c: Any) -> dict[str, Any]:
         taker_side = "buy" if c.buyer_liquidity.value == "taker" else "sell"
@@ -107,7 +107,7 @@ async def candles(
     interval: Literal["1m", "1h", "1d"] = "1h",
 ) -> dict[str, Any]:
     core = ctx.service.core
-    inst = core.instrument(symbol)
+    inst = core.query.instrument(symbol)
     bars = aggregate_candles(inst.trades, Interval.parse(interval))
     return {
         "symbol": inst.symbol,
@@ -130,10 +130,11 @@ async def candles(
 
 
 def _scu_factor(core: ExchangeCore, code: str) -> Fraction | None:
-    record = core.tiers[code]
-    members = core.class_members.get(record.tier.gpu_class, ())
+    query = core.query
+    record = query.known_tier(code)
+    members = query.class_members(record.tier.gpu_class)
     try:
-        return scu_per_pf_hour(record.tier.precision, members, core.catalog)
+        return scu_per_pf_hour(record.tier.precision, members, query.models())
     except PricingError:
         return None
 
@@ -146,7 +147,7 @@ async def prices(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
     def render(x: Any) -> dict[str, Any]:
         _, record = x
         code = record.tier.code
-        index = tier_index(record.trades, core.now)  # type: ignore[arg-type]
+        index = tier_index(record.trades, core.query.now())  # type: ignore[arg-type]
         last = record.trades[-1].price if record.trades else None
         factor = _scu_factor(core, code)
         basis = index.value if index is not None else Fraction(record.reference)
@@ -160,7 +161,7 @@ async def prices(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
             "scu_price": format_fraction(basis / factor, PRICE_DECIMALS, 4) if factor else None,
         }
 
-    items = list(enumerate(core.tiers.values(), start=1))
+    items = list(enumerate(core.query.tiers(), start=1))
     return paginate(items, page, lambda x: x[0], render)
 
 
@@ -168,10 +169,10 @@ async def prices(ctx: ContextDep, page: PageDep) -> dict[str, Any]:
 async def curve(code: Code, ctx: ContextDep) -> dict[str, Any]:
     """Price by delivery window: book mid, else last trade, else the reference price."""
     core = ctx.service.core
-    record = core.tiers.get(code)
+    record = core.query.tier(code)
     if record is None:
         raise ApiError(Refusal.TIER_NOT_FOUND, tier=code)
-    items = core.curve_inputs(code)
+    items = core.query.curve_inputs(code)
     points = forward_curve(items)
     return {
         "tier": code,
@@ -182,7 +183,7 @@ async def curve(code: Code, ctx: ContextDep) -> dict[str, Any]:
                 "delivery_end": iso(p.window_end),
                 "price": format_fraction(p.price, PRICE_DECIMALS, 4),
                 "source": p.source.value,
-                "state": core.instruments[p.symbol].state.value,
+                "state": core.query.instrument(p.symbol).state.value,
             }
             for p in points
         ],
@@ -198,9 +199,9 @@ async def quote(
 ) -> dict[str, Any]:
     """The cost of ``quantity`` walking the current book (a buy walks the asks)."""
     core = ctx.service.core
-    inst = core.instrument(instrument)
+    inst = core.query.instrument(instrument)
     q = QUANTITY.parse(quantity, "quantity") or 0
-    b = core.engine.book(inst.symbol)
+    b = core.query.book(inst.symbol)
     levels = b.depth(Side.SELL if side == "buy" else Side.BUY)
     result = quote_book(levels, Quantity(q), side)
     return {
@@ -242,7 +243,7 @@ async def metering_convert(
     ``emission_factor`` and ``green_share`` (or ``site_id`` of one of the caller's own
     sites, with its key) also carbon."""
     core = ctx.service.core
-    model = core.catalog.get(hardware_id)
+    model = core.query.model(hardware_id)
     if model is None:
         raise ApiError(Refusal.HARDWARE_NOT_FOUND, hardware_id=hardware_id)
     prec = PrecisionKind(precision)
@@ -265,7 +266,7 @@ async def metering_convert(
         "energy_kwh": format_fraction(conv.energy_kwh, 0, 6),
     }
     if site_id is not None:
-        site = core.sites.get(site_id)
+        site = core.query.site(site_id)
         # A site's figures are its owner's: anyone else (or no key) does not see it exists.
         if site is None or account is None or site.owner != account.id:
             raise ApiError(Refusal.SITE_NOT_FOUND, site_id=site_id)

@@ -32,14 +32,14 @@ async def health(ctx: ContextDep) -> dict[str, Any]:
         # The kind of error only: its text (SQL, values) is for the server's log.
         "projection_error": None if error is None else type(error).__name__,
         "clock": service.clock,
-        "now": iso(service.core.now),
+        "now": iso(service.core.query.now()),
         "database": service.store.dialect,
     }
 
 
 @router.get("/clock", response_model=ClockOut)
 async def clock(ctx: ContextDep) -> dict[str, Any]:
-    return {"now": iso(ctx.service.core.now), "mode": ctx.service.clock}
+    return {"now": iso(ctx.service.core.query.now()), "mode": ctx.service.clock}
 
 
 @router.post("/admin/clock", response_model=ClockOut, **answers(*BODY, 409, 429, 503, key="admin"))
@@ -54,13 +54,13 @@ async def advance_clock(body: ClockIn, ctx: ContextDep, admin: AdminAccount) -> 
         except ValueError as exc:
             raise ApiError(Refusal.INVALID_TIME, field="to", reason=exc) from exc
         # Bounded like advance_seconds: every listing and settlement due runs in this call.
-        if target - service.core.now > MAX_ADVANCE_SECONDS * 1_000_000:
+        if target - service.core.query.now() > MAX_ADVANCE_SECONDS * 1_000_000:
             raise ApiError(
                 Refusal.INVALID_TIME,
                 field="to",
                 reason="at most about ten years ahead of the clock",
             )
     else:
-        target = service.core.now + (body.advance_seconds or 0) * 1_000_000
+        target = service.core.query.now() + (body.advance_seconds or 0) * 1_000_000
     await submit_change(ctx, admin, AdvanceClock(target), None)
-    return {"now": iso(service.core.now), "mode": service.clock}
+    return {"now": iso(service.core.query.now()), "mode": service.clock}

@@ -82,10 +82,9 @@ def existing_order(ctx: Context, account: AccountRecord, body: OrderWire) -> Ord
     """The order a repeated client_order_id names; a different order under it is refused."""
     if body.client_order_id is None:
         return None
-    order_id = ctx.service.core.client_ids.get((account.id, body.client_order_id))
-    if order_id is None:
+    original = ctx.service.core.query.order_by_client_id(account.id, body.client_order_id)
+    if original is None:
         return None
-    original = ctx.service.core.orders[order_id]
     if not same_order(original, to_operation(account, body)):
         raise ApiError(Refusal.CLIENT_ORDER_ID_REUSED)
     return original
@@ -237,7 +236,7 @@ ENTRY_ROUTES = [
 
 
 def _own_order(ctx: ContextDep, account: AccountRecord, order_id: int) -> OrderState:
-    order = ctx.service.core.orders.get(order_id)
+    order = ctx.service.core.query.order(order_id)
     if order is None or order.account_id != account.id:
         raise ApiError(Refusal.ORDER_NOT_FOUND, order_id=order_id)
     return order
@@ -254,7 +253,7 @@ async def list_orders(
     core = ctx.service.core
     orders = [
         o
-        for o in (core.orders[i] for i in core.account_orders.get(account.id, ()))
+        for o in core.query.orders_of(account.id)
         if (status is None or o.status.value == status)
         and (instrument is None or o.symbol == instrument)
     ]
@@ -311,7 +310,7 @@ async def list_fills(
     core = ctx.service.core
     fills = [
         (f, o)
-        for o in (core.orders[i] for i in core.account_orders.get(account.id, ()))
+        for o in core.query.orders_of(account.id)
         if instrument is None or o.symbol == instrument
         for f in o.fills
     ]

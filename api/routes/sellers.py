@@ -47,13 +47,13 @@ async def register_site(
 
 @router.get("/sites", response_model=Page[SiteOut], **answers(422, key="key"))
 async def list_sites(ctx: ContextDep, account: CurrentAccount, page: PageDep) -> dict[str, Any]:
-    sites = [s for s in ctx.service.core.sites.values() if s.owner == account.id]
+    sites = ctx.service.core.query.sites_of(account.id)
     return paginate(sites, page, lambda s: s.id, site_view)
 
 
 @router.get("/sites/{site_id}", response_model=SiteOut, **answers(404, 422, key="key"))
 async def get_site(site_id: Id, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
-    site = ctx.service.core.sites.get(site_id)
+    site = ctx.service.core.query.site(site_id)
     if site is None or site.owner != account.id:
         raise ApiError(Refusal.SITE_NOT_FOUND, site_id=site_id)
     return site_view(site)
@@ -83,7 +83,7 @@ async def add_pool(
 
 @router.get("/pools", response_model=Page[PoolOut], **answers(422, key="key"))
 async def list_pools(ctx: ContextDep, account: CurrentAccount, page: PageDep) -> dict[str, Any]:
-    pools = [p for p in ctx.service.core.pools.values() if p.owner == account.id]
+    pools = ctx.service.core.query.pools_of(account.id)
     return paginate(pools, page, lambda p: p.id, pool_view)
 
 
@@ -92,12 +92,12 @@ async def capacity(
     ctx: ContextDep, account: CurrentAccount, instrument: Annotated[Symbol, Query()]
 ) -> dict[str, Any]:
     """Own capacity for one window in PF·h: total, held by orders, committed, available."""
-    view = ctx.service.core.capacity_view(account.id, instrument)
+    view = ctx.service.core.query.capacity_view(account.id, instrument)
     return {"instrument": instrument, **{k: format_quantity(v) for k, v in view.items()}}
 
 
 def _own_contract(ctx: ContextDep, account_id: int, contract_id: int) -> Contract:
-    contract = ctx.service.core.contracts.get(contract_id)
+    contract = ctx.service.core.query.contract(contract_id)
     if contract is None or account_id not in (contract.buyer, contract.seller):
         raise ApiError(Refusal.CONTRACT_NOT_FOUND, contract_id=contract_id)
     return contract
@@ -114,7 +114,7 @@ async def list_contracts(
     core = ctx.service.core
     mine = [
         c
-        for c in (core.contracts[i] for i in core.account_contracts.get(account.id, ()))
+        for c in core.query.contracts_of(account.id)
         if (instrument is None or c.symbol == instrument)
         and (state is None or c.state.value == state)
     ]

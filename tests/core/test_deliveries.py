@@ -200,7 +200,7 @@ def test_core_reports_stay_schedulable_across_tiers() -> None:
             codes.append(exc.code)
     assert codes and set(codes) == {"delivery_exceeds_pool_capacity"}
     jobs = []
-    for contract_id, pool_id, seconds, _, _ in m.core.deliveries:
+    for contract_id, pool_id, seconds, _ in m.core.deliveries:
         assert pool_id == m.pool
         start, end = window(m, m.core.contracts[contract_id].symbol)
         jobs.append((start // HOUR_US, end // HOUR_US, seconds))

@@ -232,9 +232,11 @@ def _walk_collection(
 def leaves(core: ExchangeCore) -> list[Leaf]:
     seen: set[int] = set()
     out: list[Leaf] = []
-    for component, attributes in STATE_COMPONENTS.items():
+    for component, owner, attributes in core.state_parts():
         for name in attributes:
-            out.extend(walk(component, getattr(core, name), name, set_attribute(core, name), seen))
+            out.extend(
+                walk(component, getattr(owner, name), name, set_attribute(owner, name), seen)
+            )
     return out
 
 
@@ -341,9 +343,17 @@ def test_changing_each_leaf_changes_the_hash() -> None:
 def test_every_attribute_of_a_core_is_state_or_said_not_to_be() -> None:
     core = build_core()
     hashed = [name for names in STATE_COMPONENTS.values() for name in names]
-    assert len(hashed) == len(set(hashed)), "an attribute in two components"
-    assert set(hashed).isdisjoint(NOT_STATE)
-    assert set(vars(core)) == set(hashed) | set(NOT_STATE)
+    assert set(core.__slots__) == set(NOT_STATE)
+    for _, component in core.parts:
+        kind = type(component)
+        own = [name for names in kind.STATE.values() for name in names]
+        assert len(own) == len(set(own)), f"{kind.__name__}: an attribute in two parts"
+        assert set(own).isdisjoint(kind.REFERENCES)
+        assert set(kind.__slots__) == set(own) | set(kind.REFERENCES), kind.__name__
+        assert not hasattr(component, "__dict__"), kind.__name__
+    parts = [(part, owner) for part, owner, _ in core.state_parts()]
+    assert [part for part, _ in parts] == list(STATE_COMPONENTS)
+    assert len(hashed) == sum(len(type(owner).STATE[part]) for part, owner in parts)
 
 
 def test_pools_of_8_and_of_800_devices_hash_differently() -> None:

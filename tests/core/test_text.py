@@ -20,6 +20,7 @@ from sqlalchemy import String
 import api.db.tables as t
 from exchange import core as core_module
 from exchange.catalog_log import catalog_entry
+from exchange.components import bounds
 from exchange.operations import (
     AddHardware,
     AddPool,
@@ -166,21 +167,21 @@ def _column(table: type, name: str) -> int:
 
 
 def test_every_bound_fits_its_database_column() -> None:
-    assert _column(t.AccountRow, "name") >= core_module.NAME_MAX
-    assert _column(t.SiteRow, "name") >= core_module.NAME_MAX
-    assert _column(t.GpuClassRow, "name") >= core_module.NAME_MAX
-    assert _column(t.SiteRow, "location") >= core_module.LOCATION_MAX
-    assert _column(t.GpuClassRow, "code") >= core_module.CODE_MAX
-    assert _column(t.TierRow, "code") >= core_module.CODE_MAX
-    assert _column(t.OrderRow, "client_order_id") >= core_module.CLIENT_ORDER_ID_MAX
+    assert _column(t.AccountRow, "name") >= bounds.NAME_MAX
+    assert _column(t.SiteRow, "name") >= bounds.NAME_MAX
+    assert _column(t.GpuClassRow, "name") >= bounds.NAME_MAX
+    assert _column(t.SiteRow, "location") >= bounds.LOCATION_MAX
+    assert _column(t.GpuClassRow, "code") >= bounds.CODE_MAX
+    assert _column(t.TierRow, "code") >= bounds.CODE_MAX
+    assert _column(t.OrderRow, "client_order_id") >= bounds.CLIENT_ORDER_ID_MAX
     for name in ("pue", "green_share", "emission_factor"):
-        assert _column(t.SiteRow, name) >= core_module.SITE_DECIMAL_MAX
+        assert _column(t.SiteRow, name) >= bounds.SITE_DECIMAL_MAX
     assert _column(t.HardwareRow, "vendor") >= VENDOR_MAX
     assert _column(t.HardwareRow, "model") >= MODEL_NAME_MAX
     assert _column(t.HardwareRow, "id") >= MODEL_ID_MAX
     assert _column(t.PoolRow, "hardware_id") >= MODEL_ID_MAX
     # an instrument's symbol: the longest tier code and a window's start hour
-    assert _column(t.InstrumentRow, "symbol") >= core_module.CODE_MAX + len("-20261122T10")
+    assert _column(t.InstrumentRow, "symbol") >= bounds.CODE_MAX + len("-20261122T10")
 
 
 def _hardware(**change: Any) -> AddHardware:
