@@ -55,7 +55,7 @@ def _precision(text: str) -> Precision:
     try:
         return Precision(text)
     except ValueError as exc:
-        raise Refusal.INVALID_PRECISION.reject() from exc
+        raise Refusal.INVALID_PRECISION.reject(precision=repr(text[:20])) from exc
 
 
 def _quality(text: str) -> Quality:

@@ -89,6 +89,7 @@ from exchange.records import (
     same_order,
     window_symbol,
 )
+from exchange.refusals import Refusal
 from exchange.statehash import canonical, combine, digest
 from exchange.text import text_fields, unclean_field
 
@@ -261,16 +262,15 @@ class ExchangeCore:
         kind = type(op)
         handler = self._handlers.get(kind)
         if handler is None:
-            raise Rejected("unknown_operation", kind.__name__)
+            raise Refusal.UNKNOWN_OPERATION.reject(operation=kind.__name__)
         for name in _TEXT_FIELDS[kind] if self._rules.admitting else ():
             value = getattr(op, name)
             if value is None or (value.__class__ is str and value.isprintable()):
                 continue  # the common case, decided in C
             where = unclean_field(op, (name,))
             if where is not None:
-                raise Rejected(
-                    "invalid_characters",
-                    f"{where} holds a control character or a lone surrogate",
+                raise Refusal.INVALID_CHARACTERS.reject(
+                    reason=f"{where} holds a control character or a lone surrogate"
                 )
         return handler(op)
 

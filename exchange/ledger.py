@@ -31,6 +31,7 @@ import msgspec
 from exchange.ids import Timestamp
 from exchange.invariants import InvariantViolation, check
 from exchange.refusals import Refusal
+from exchange.units import format_money
 
 __all__ = [
     "EXCHANGE",
@@ -115,6 +116,7 @@ class LedgerError(Exception):
     def __init__(self, code: Refusal, /, **fields: object) -> None:
         super().__init__(code.message(**fields))
         self.code = code
+        self.fields = fields
 
 
 class Ledger:
@@ -192,8 +194,14 @@ class Ledger:
     def withdraw(self, ts: Timestamp, owner: int, amount: int, ref: str = "") -> Transfer:
         if amount <= 0:
             raise LedgerError(Refusal.INVALID_AMOUNT, subject="a withdrawal")
-        if self.available(owner) < amount:
-            raise LedgerError(Refusal.INSUFFICIENT_FUNDS, what="amount")
+        available = self.available(owner)
+        if available < amount:
+            raise LedgerError(
+                Refusal.INSUFFICIENT_FUNDS,
+                available=format_money(available),
+                what="withdrawal",
+                amount=format_money(amount),
+            )
         t = self._move(
             ts,
             (owner, AccountKind.AVAILABLE),
@@ -227,8 +235,14 @@ class Ledger:
         """Reserve ``amount`` of ``owner``'s available cash; the caller checked funds."""
         if amount < 0:
             raise LedgerError(Refusal.INVALID_AMOUNT, subject="a hold")
-        if self.available(owner) < amount:
-            raise LedgerError(Refusal.INSUFFICIENT_FUNDS, what="hold")
+        available = self.available(owner)
+        if available < amount:
+            raise LedgerError(
+                Refusal.INSUFFICIENT_FUNDS,
+                available=format_money(available),
+                what="hold",
+                amount=format_money(amount),
+            )
         hold = Hold(self.next_hold_id, owner, amount, ref, pending=amount)
         self.next_hold_id += 1
         self.holds[hold.id] = hold
@@ -248,8 +262,14 @@ class Ledger:
         hold = self._pending(hold_id)
         if amount <= 0:
             return
-        if self.available(hold.owner) < amount:
-            raise LedgerError(Refusal.INSUFFICIENT_FUNDS, what="increase")
+        available = self.available(hold.owner)
+        if available < amount:
+            raise LedgerError(
+                Refusal.INSUFFICIENT_FUNDS,
+                available=format_money(available),
+                what="increase",
+                amount=format_money(amount),
+            )
         self._move(
             ts,
             (hold.owner, AccountKind.AVAILABLE),

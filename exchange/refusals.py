@@ -66,7 +66,7 @@ class Refusal(StrEnum):
     TOO_MANY_OPEN_ORDERS = (
         "too_many_open_orders",
         429,
-        "at most {limit} open orders in one instrument",
+        "at most {limit} open orders {scope}",
     )
     TOO_MANY_SITES = "too_many_sites", 429, "at most {limit} sites per account"
     TOO_MANY_POOLS = "too_many_pools", 429, "at most {limit} pools per account"
@@ -174,7 +174,7 @@ class Refusal(StrEnum):
         422,
         "quantity {quantity} is above the maximum {maximum}",
     )
-    INVALID_PRICE = "invalid_price", 422, "{subject} must be positive"
+    INVALID_PRICE = "invalid_price", 422, "{subject} {problem}"
     INVALID_TICK = "invalid_tick", 422, "price {price} is not a multiple of the tick {tick}"
     PRICE_OUT_OF_BAND = (
         "price_out_of_band",
@@ -191,14 +191,18 @@ class Refusal(StrEnum):
         422,
         "a post-only order at {price} would cross the best {side} {best}",
     )
-    INVALID_TIME_IN_FORCE = "invalid_time_in_force", 422, "{reason}"
+    INVALID_TIME_IN_FORCE = (
+        "invalid_time_in_force",
+        422,
+        "a {order_type} order is {allowed}, not {time_in_force}",
+    )
     INVALID_EXPIRE_TIME = "invalid_expire_time", 422, "{field}: {reason}"
     INVALID_ORDER_TYPE = "invalid_order_type", 422, "{reason}"
     NOTHING_TO_AMEND = "nothing_to_amend", 422, "give a new price, a new quantity or both"
     AMEND_BELOW_FILLED = (
         "amend_below_filled",
         422,
-        "quantity {quantity} is below the filled {filled}",
+        "quantity {quantity} is not above the filled {filled}",
     )
     CLOCK_WENT_BACKWARDS = "clock_went_backwards", 422, "{to} is before the clock's {now}"
     ORDER_NOT_OPEN = "order_not_open", 422, "order {order_id} is {status}"
@@ -215,10 +219,14 @@ class Refusal(StrEnum):
 
     # ------------------------------------------------------------ accounts, money, keys
     ACCOUNT_NOT_FOUND = "account_not_found", 404, "no account {account_id}"
-    INVALID_ROLE = "invalid_role", 422, "{reason}"
+    INVALID_ROLE = "invalid_role", 422, "role is {roles}"
     INVALID_NAME = "invalid_name", 422, "{reason}"
     INVALID_AMOUNT = "invalid_amount", 422, "{subject} must be positive"
-    INSUFFICIENT_FUNDS = "insufficient_funds", 422, "available balance is below the {what}"
+    INSUFFICIENT_FUNDS = (
+        "insufficient_funds",
+        422,
+        "available balance {available} is below the {what} {amount}",
+    )
     INVALID_KEY_PREFIX = (
         "invalid_key_prefix",
         422,
@@ -236,14 +244,14 @@ class Refusal(StrEnum):
     TIER_RETIRED = "tier_retired", 422, "tier {tier} is retired"
     INVALID_TIER = "invalid_tier", 422, "{reason}"
     INVALID_CODE = "invalid_code", 422, "{reason}"
-    INVALID_STATUS = "invalid_status", 422, "{reason}"
+    INVALID_STATUS = "invalid_status", 422, "status is one of {statuses}"
     INVALID_GREEN_GRADE = "invalid_green_grade", 422, "{reason}"
     GPU_CLASS_NOT_FOUND = "gpu_class_not_found", 404, "no GPU class {code}"
     GPU_CLASS_EXISTS = "gpu_class_exists", 409, "GPU class {code} exists"
     INVALID_CLASS = "invalid_class", 422, "{reason}"
     HARDWARE_NOT_FOUND = "hardware_not_found", 404, "no hardware {hardware_id}"
-    INVALID_CATALOG = "invalid_catalog", 422, "{reason}"
-    INVALID_PRECISION = "invalid_precision", 422, "unknown precision"
+    INVALID_CATALOG = "invalid_catalog", 422, "a catalog installs 1 to {limit} models"
+    INVALID_PRECISION = "invalid_precision", 422, "unknown precision {precision}"
     INVALID_QUALITY = "invalid_quality", 422, "quality is V, S, D or U"
     UNKNOWN_PRECISION = "unknown_precision", 422, "no family for {precision}"
     UNKNOWN_MODEL = "unknown_model", 422, "no model {model_id}"
@@ -299,16 +307,20 @@ class Refusal(StrEnum):
     # ------------------------------------------------------------ sites, pools, capacity
     SITE_NOT_FOUND = "site_not_found", 404, "no site {site_id}"
     POOL_NOT_FOUND = "pool_not_found", 404, "no pool {pool_id}"
-    POOL_NOT_ELIGIBLE = "pool_not_eligible", 422, "{reason}"
-    INVALID_LOCATION = "invalid_location", 422, "{reason}"
-    INVALID_REGION = "invalid_region", 422, "unknown region {region}"
+    POOL_NOT_ELIGIBLE = "pool_not_eligible", 422, "pool {pool_id} does not deliver tier {tier}"
+    INVALID_LOCATION = "invalid_location", 422, "a location is at most {limit} characters"
+    INVALID_REGION = "invalid_region", 422, "region {region} is {problem}"
     INVALID_PUE = "invalid_pue", 422, "{reason}"
     INVALID_GREEN_SHARE = "invalid_green_share", 422, "{reason}"
     INVALID_EMISSION_FACTOR = "invalid_emission_factor", 422, "{reason}"
     INVALID_COUNT = "invalid_count", 422, "{reason}"
     INCOMPLETE_FACTOR_SET = "incomplete_factor_set", 422, "no factor for {regions}"
     NO_EMISSION_FACTORS = "no_emission_factors", 422, "no emission factor set in effect on {on}"
-    INSUFFICIENT_CAPACITY = "insufficient_capacity", 422, "{reason}"
+    INSUFFICIENT_CAPACITY = (
+        "insufficient_capacity",
+        422,
+        "quantity {quantity} is above the {available} uncommitted in the eligible pools",
+    )
 
     # ------------------------------------------------------------ contracts, delivery
     CONTRACT_NOT_FOUND = "contract_not_found", 404, "no contract {contract_id}"
@@ -319,8 +331,13 @@ class Refusal(StrEnum):
         "the delivery of contract {contract_id} has not started",
     )
     INVALID_DEVICE_SECONDS = "invalid_device_seconds", 422, "{reason}"
-    DELIVERY_EXCEEDS_POOL_CAPACITY = "delivery_exceeds_pool_capacity", 422, "{reason}"
-    UNKNOWN_OPERATION = "unknown_operation", 422, "{reason}"
+    DELIVERY_EXCEEDS_POOL_CAPACITY = (
+        "delivery_exceeds_pool_capacity",
+        422,
+        "pool {pool_id} has {room} device-seconds left in this window over all the reports "
+        "of its contracts",
+    )
+    UNKNOWN_OPERATION = "unknown_operation", 422, "no operation {operation}"
 
     # ------------------------------------------------------------ metering, pricing
     INVALID_INTENSITY = "invalid_intensity", 422, "arithmetic intensity must be positive"

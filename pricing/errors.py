@@ -19,4 +19,5 @@ class PricingError(ValueError):
         message = code.message(**fields)
         super().__init__(f"{code}: {message}")
         self.code = code
+        self.fields = fields
         self.message = message

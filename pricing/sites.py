@@ -134,7 +134,9 @@ def make_site(
     try:
         parsed_region = Region(region)
     except ValueError as exc:
-        raise PricingError(Refusal.INVALID_REGION, region=repr(str(region)[:20])) from exc
+        raise PricingError(
+            Refusal.INVALID_REGION, region=repr(str(region)[:20]), problem="unknown"
+        ) from exc
     for name, value in (("pue", pue), ("green_share", green_share)):
         if not isinstance(value, Decimal) or not value.is_finite():
             raise PricingError(Refusal.for_field(name), reason=f"{name} must be a finite decimal")

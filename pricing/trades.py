@@ -24,6 +24,8 @@ class TradePrint:
 
     def __post_init__(self) -> None:
         if self.price <= 0:
-            raise PricingError(Refusal.INVALID_PRICE, subject="a trade price")
+            raise PricingError(
+                Refusal.INVALID_PRICE, subject="a trade price", problem="must be positive"
+            )
         if self.quantity <= 0:
             raise PricingError(Refusal.INVALID_QUANTITY, subject="a trade quantity")

@@ -67,69 +67,17 @@ STATUSES: dict[int, set[str]] = {
 #: Everything else answers 422.
 UNPROCESSABLE = 422
 
-#: The codes exchange/core.py still raises with free text (``Rejected("code", "...")``,
-#: or an engine result's code alone): converted to ``Rejected(Refusal.X, **fields)`` when
-#: the core's components land. Shrink this set as they are converted.
-FREE_TEXT_IN_CORE = {
-    "account_not_found",
-    "amend_below_filled",
-    "client_order_id_reused",
-    "clock_went_backwards",
-    "contract_not_found",
-    "contract_settled",
-    "delivery_exceeds_pool_capacity",
-    "delivery_not_started",
-    "duplicate_model_id",
-    "gpu_class_exists",
-    "gpu_class_not_found",
-    "hardware_not_found",
-    "instrument_not_found",
-    "insufficient_capacity",
-    "insufficient_funds",
-    "invalid_amount",
-    "invalid_catalog",
-    "invalid_characters",
-    "invalid_class",
-    "invalid_client_order_id",
-    "invalid_code",
-    "invalid_count",
-    "invalid_device_seconds",
-    "invalid_green_grade",
-    "invalid_location",
-    "invalid_name",
-    "invalid_precision",
-    "invalid_quality",
-    "invalid_region",
-    "invalid_role",
-    "invalid_status",
-    "invalid_tier",
-    "invalid_transition",
-    "order_not_found",
-    "order_not_open",
-    "pool_not_eligible",
-    "pool_not_found",
-    "site_not_found",
-    "tier_exists",
-    "tier_not_found",
-    "tier_retired",
-    "too_many_open_orders",
-    "too_many_pools",
-    "too_many_sites",
-    "unknown_operation",
-}
-
-#: Whether exchange/core.py still raises an engine result by its code alone
-#: (``Rejected(code.code)``: the message is the code's words, "invalid tick").
-ENGINE_RESULTS_AS_FREE_TEXT = True
-
 #: A refusal constructed from a literal code: ``Rejected("code"``, ``ApiError("code"``,
 #: the pricing, units and ledger errors, the edge's ``Refused``, an ``error_body``.
 _LITERAL = re.compile(
     r"\b(?:Rejected|ApiError|PricingError|UnitsError|LedgerError|Refused|error_body"
     r"|KnownTrap)\(\s*f?\"([a-z][a-z0-9_{}.]*)\""
 )
-#: A code given as an engine result's or another refusal's code, the free-text way.
-_PASSED_ON = re.compile(r"\bRejected\((code\.code)\)")
+#: A code given as an engine result's or another refusal's code, the free-text way
+#: (``Rejected(code.code)``), or a refusal given a free-text message
+#: (``Rejected(exc.code, str(exc))``, ``Rejected(Refusal.X, f"...")``).
+_PASSED_ON = re.compile(r"\bRejected\(\s*[\w.]+\.code\s*\)")
+_FREE_MESSAGE = re.compile(r"\bRejected\(\s*[^,()]+,\s*(?:f?\"|str\()")
 
 
 def _sources() -> list[Path]:
@@ -266,29 +214,51 @@ def test_every_decimal_field_has_its_refusal() -> None:
         refusal_of(f"fp16_above_{other}")
 
 
-def test_every_literal_code_in_the_sources_is_a_refusal() -> None:
-    """A static scan: a code written as a string literal where a refusal is made is a
-    member; outside exchange/core.py none is written so (they name a member), and the
-    core's are exactly :data:`FREE_TEXT_IN_CORE`."""
-    in_core: set[str] = set()
-    elsewhere: list[str] = []
+def test_no_refusal_is_raised_from_free_text() -> None:
+    """A static scan of exchange/, pricing/ and api/: no refusal is made from a literal
+    code string, an engine result's code alone or a free-text message; each names a
+    :class:`Refusal` member and renders its template from fields."""
+    found: list[str] = []
     for path in _sources():
         text = path.read_text()
+        where = path.relative_to(ROOT)
         for code in _LITERAL.findall(text):
-            if "{" in code:  # a code built from a field: test_every_decimal_field_...
-                elsewhere.append(f"{path.relative_to(ROOT)}: {code}")
-                continue
-            refusal_of(code)
-            if path == ROOT / "exchange" / "core.py":
-                in_core.add(code)
-            else:
-                elsewhere.append(f"{path.relative_to(ROOT)}: {code}")
-        if path != ROOT / "exchange" / "core.py":
-            assert not _PASSED_ON.search(text), path
-    assert elsewhere == []
-    assert in_core == FREE_TEXT_IN_CORE
-    core = (ROOT / "exchange" / "core.py").read_text()
-    assert bool(_PASSED_ON.search(core)) is ENGINE_RESULTS_AS_FREE_TEXT
+            found.append(f"{where}: literal {code}")
+        for pattern in (_PASSED_ON, _FREE_MESSAGE):
+            for match in pattern.finditer(text):
+                found.append(f"{where}: {match.group()}")
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'raise Rejected("order_not_found", f"no order {order_id}")',
+        'raise Rejected("invalid_tick")',
+        "raise Rejected(code.code)",
+        "raise Rejected(result.code)",
+        "raise Rejected(exc.code, str(exc)) from exc",
+        'raise Rejected(Refusal.INVALID_TICK, f"price {price}")',
+        'raise ApiError("site_not_found", "no site")',
+    ],
+)
+def test_the_scan_catches_free_text(source: str) -> None:
+    caught = _LITERAL.search(source) or _PASSED_ON.search(source) or _FREE_MESSAGE.search(source)
+    assert caught, source
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "raise Refusal.ORDER_NOT_FOUND.reject(order_id=order_id)",
+        "raise Rejected(Refusal.INVALID_TICK, price=price, tick=tick)",
+        "raise Rejected(exc.code, **exc.fields) from exc",
+    ],
+)
+def test_the_scan_passes_the_enum(source: str) -> None:
+    assert not (
+        _LITERAL.search(source) or _PASSED_ON.search(source) or _FREE_MESSAGE.search(source)
+    )
 
 
 def test_published_status_descriptions_name_codes_of_that_status() -> None:

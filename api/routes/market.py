@@ -251,7 +251,7 @@ async def metering_convert(
     try:
         conv = convert(model, count, Fraction(h), prec)
     except PricingError as exc:
-        raise Rejected(exc.code, str(exc)) from exc
+        raise Rejected(exc.code, **exc.fields) from exc
     out: dict[str, Any] = {
         "hardware_id": model.id,
         "precision": prec.value,
@@ -283,5 +283,5 @@ async def metering_convert(
         out["carbon_kg"] = format_fraction(carbon_kg(conv.energy_kwh, p, ef, g), 0, 6)
         out["gco2_per_scu"] = format_fraction(gco2_per_scu(model, p, ef, g), 0, 3)
     except PricingError as exc:
-        raise Rejected(exc.code, str(exc)) from exc
+        raise Rejected(exc.code, **exc.fields) from exc
     return out

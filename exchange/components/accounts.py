@@ -13,6 +13,7 @@ from exchange.keys import ApiKeyBook, ApiKeyRecord
 from exchange.ledger import AccountKind, Ledger, LedgerError
 from exchange.operations import CreateAccount, Deposit, IssueApiKey, RevokeApiKey, Withdraw
 from exchange.records import AccountRecord, Rejected
+from exchange.refusals import Refusal
 
 __all__ = ["Accounts"]
 
@@ -45,9 +46,11 @@ class Accounts:
     def create_account(self, op: CreateAccount) -> AccountRecord:
         name = op.name.strip()
         if not name or len(name) > NAME_MAX:
-            raise Rejected("invalid_name", f"an account name is 1 to {NAME_MAX} characters")
+            raise Refusal.INVALID_NAME.reject(
+                reason=f"an account name is 1 to {NAME_MAX} characters"
+            )
         if op.role not in ("trader", "admin"):
-            raise Rejected("invalid_role", "role is trader or admin")
+            raise Refusal.INVALID_ROLE.reject(roles="trader or admin")
         keyed = op.key_prefix is not None or op.key_digest is not None
         if keyed:
             self.api_keys.check_new(op.key_prefix or "", op.key_digest or "", op.key_origin)
@@ -71,26 +74,26 @@ class Accounts:
     def deposit(self, op: Deposit) -> Any:
         self.account(op.account_id)
         if op.amount <= 0:
-            raise Rejected("invalid_amount", "a deposit must be positive")
+            raise Refusal.INVALID_AMOUNT.reject(subject="a deposit")
         return self.ledger.deposit(Timestamp(self._time.now), op.account_id, op.amount, "deposit")
 
     def withdraw(self, op: Withdraw) -> Any:
         self.account(op.account_id)
         if op.amount <= 0:
-            raise Rejected("invalid_amount", "a withdrawal must be positive")
+            raise Refusal.INVALID_AMOUNT.reject(subject="a withdrawal")
         try:
             return self.ledger.withdraw(
                 Timestamp(self._time.now), op.account_id, op.amount, "withdrawal"
             )
         except LedgerError as exc:
-            raise Rejected(exc.code, str(exc)) from exc
+            raise Rejected(exc.code, **exc.fields) from exc
 
     # ------------------------------------------------------------------ reads
     def account(self, account_id: int) -> AccountRecord:
         """The account, or the refusal ``account_not_found``."""
         record = self.accounts.get(account_id)
         if record is None:
-            raise Rejected("account_not_found", f"no account {account_id}")
+            raise Refusal.ACCOUNT_NOT_FOUND.reject(account_id=account_id)
         return record
 
     def ids(self) -> list[int]:

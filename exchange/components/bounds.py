@@ -9,6 +9,7 @@ __all__ = [
     "CODE_MAX",
     "LOCATION_MAX",
     "NAME_MAX",
+    "POOL_DEVICES_MAX",
     "SITE_DECIMAL_MAX",
 ]
 
@@ -16,6 +17,8 @@ NAME_MAX = 100  # account, site and GPU class names
 LOCATION_MAX = 200
 CODE_MAX = 32  # tier and GPU class codes
 CLIENT_ORDER_ID_MAX = 64
+#: Devices one pool may hold.
+POOL_DEVICES_MAX = 1_000_000
 SITE_DECIMAL_MAX = 20  # a site's PUE, green share and emission factor, as text
 #: Vendors or models a GPU class may list.
 CLASS_LIST_MAX = 256

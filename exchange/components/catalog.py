@@ -13,6 +13,7 @@ from exchange.decimals import optional_decimal, parse_decimal
 from exchange.operations import AddHardware, ConfirmHardware, CreateGpuClass, InstallCatalog
 from exchange.products import Precision
 from exchange.records import Rejected
+from exchange.refusals import Refusal
 from pricing import (
     MODEL_ID_MAX,
     VENDOR_MAX,
@@ -36,7 +37,7 @@ def precision(text: str) -> Precision:
     try:
         return Precision(text)
     except ValueError as exc:
-        raise Rejected("invalid_precision", f"unknown precision {text[:20]!r}") from exc
+        raise Refusal.INVALID_PRECISION.reject(precision=repr(text[:20])) from exc
 
 
 class Catalog:
@@ -61,13 +62,14 @@ class Catalog:
     def install(self, op: InstallCatalog) -> list[AcceleratorModel]:
         """Add the models, or replace the entries of their ids (figures exactly as given;
         an admin's confirmation stays). Every model is checked before any is installed."""
-        if not op.models:
-            raise Rejected("invalid_catalog", "a catalog installs at least one model")
-        if len(op.models) > CATALOG_INSTALL_MAX:
-            raise Rejected("invalid_catalog", f"at most {CATALOG_INSTALL_MAX} models at once")
+        if not 1 <= len(op.models) <= CATALOG_INSTALL_MAX:
+            raise Refusal.INVALID_CATALOG.reject(limit=CATALOG_INSTALL_MAX)
         models = [entry_model(entry) for entry in op.models]
-        if len({m.id for m in models}) != len(models):
-            raise Rejected("duplicate_model_id", "a model appears twice")
+        seen: set[str] = set()
+        for model in models:
+            if model.id in seen:
+                raise Refusal.DUPLICATE_MODEL_ID.reject(model_id=model.id, problem="appears twice")
+            seen.add(model.id)
         self.catalog = with_models(self.catalog, models)
         self._catalog_changed()
         return [self.catalog[m.id] for m in models]
@@ -82,7 +84,7 @@ class Catalog:
         try:
             quality = Quality(op.quality)
         except ValueError as exc:
-            raise Rejected("invalid_quality", "quality is V, S, D or U") from exc
+            raise Refusal.INVALID_QUALITY.reject() from exc
         submission = ModelSubmission(
             vendor=op.vendor,
             model=op.model,
@@ -100,14 +102,14 @@ class Catalog:
         try:
             model = build_model(submission, self.catalog, strict=strict)
         except PricingError as exc:
-            raise Rejected(exc.code, str(exc)) from exc
+            raise Rejected(exc.code, **exc.fields) from exc
         self.catalog = with_model(self.catalog, model)
         self._catalog_changed()
         return model
 
     def confirm_hardware(self, op: ConfirmHardware) -> AcceleratorModel:
         if op.model_id not in self.catalog:
-            raise Rejected("hardware_not_found", f"no model {op.model_id}")
+            raise Refusal.HARDWARE_NOT_FOUND.reject(hardware_id=op.model_id)
         self.catalog = confirm_model(self.catalog, op.model_id)
         self._catalog_changed()
         return self.catalog[op.model_id]
@@ -121,25 +123,24 @@ class Catalog:
     def create_gpu_class(self, op: CreateGpuClass) -> GpuClass:
         admitting = self._rules.admitting
         if op.code in self.gpu_classes:
-            raise Rejected("gpu_class_exists", f"GPU class {op.code} exists")
+            raise Refusal.GPU_CLASS_EXISTS.reject(code=op.code)
         if not op.code or len(op.code) > CODE_MAX:
-            raise Rejected("invalid_code", f"a class code is 1 to {CODE_MAX} characters")
+            raise Refusal.INVALID_CODE.reject(reason=f"a class code is 1 to {CODE_MAX} characters")
         if admitting and (not op.name.strip() or len(op.name) > NAME_MAX):
-            raise Rejected("invalid_name", f"a class name is 1 to {NAME_MAX} characters")
+            raise Refusal.INVALID_NAME.reject(reason=f"a class name is 1 to {NAME_MAX} characters")
         for names, longest in ((op.vendors, VENDOR_MAX), (op.models, MODEL_ID_MAX)):
             if (
                 admitting
                 and names is not None
                 and (len(names) > CLASS_LIST_MAX or any(len(n) > longest for n in names))
             ):
-                raise Rejected(
-                    "invalid_class",
-                    f"at most {CLASS_LIST_MAX} vendors and models, "
+                raise Refusal.INVALID_CLASS.reject(
+                    reason=f"at most {CLASS_LIST_MAX} vendors and models, "
                     f"each at most {VENDOR_MAX} and {MODEL_ID_MAX} characters",
                 )
         unknown = [m for m in op.models or () if m not in self.catalog]
         if unknown:
-            raise Rejected("hardware_not_found", f"unknown models {unknown[:5]}")
+            raise Refusal.HARDWARE_NOT_FOUND.reject(hardware_id=", ".join(unknown[:5]))
         try:
             rule = GpuClass(
                 code=op.code,
@@ -156,7 +157,7 @@ class Catalog:
                 models=frozenset(op.models) if op.models is not None else None,
             )
         except PricingError as exc:
-            raise Rejected(exc.code, str(exc)) from exc
+            raise Rejected(exc.code, **exc.fields) from exc
         self.gpu_classes[rule.code] = rule
         self.class_members[rule.code] = class_members(rule, self.catalog)
         return rule

@@ -21,7 +21,8 @@ from exchange.ledger import EXCHANGE, AccountKind, Ledger, TransferCode
 from exchange.lifecycle import ContractEvent, contract_state_after
 from exchange.operations import ReportDelivery
 from exchange.products import HOUR_US
-from exchange.records import OrderState, Rejected
+from exchange.records import OrderState
+from exchange.refusals import Refusal
 from exchange.risk import fee, sell_collateral
 from exchange.settlement import Contract, ContractState, Liquidity, settlement_legs
 from exchange.units import Quantity
@@ -152,36 +153,32 @@ class Clearing:
     def report_delivery(self, op: ReportDelivery) -> Contract:
         contract = self.contracts.get(op.contract_id)
         if contract is None or contract.seller != op.account_id:
-            raise Rejected("contract_not_found", f"no contract {op.contract_id}")
+            raise Refusal.CONTRACT_NOT_FOUND.reject(contract_id=op.contract_id)
         if contract.state is ContractState.OPEN:
-            raise Rejected("delivery_not_started", "delivery reports open when the window starts")
+            raise Refusal.DELIVERY_NOT_STARTED.reject(contract_id=contract.id)
         if contract.state is ContractState.SETTLED:
-            raise Rejected("contract_settled", "the contract is already settled")
+            raise Refusal.CONTRACT_SETTLED.reject(contract_id=contract.id)
         sites = self._sites
         pool = sites.owned_pool(op.account_id, op.pool_id)
         if pool is None:
-            raise Rejected("pool_not_found", f"no pool {op.pool_id}")
+            raise Refusal.POOL_NOT_FOUND.reject(pool_id=op.pool_id)
         inst = self._listing.instrument(contract.symbol)
         tier = inst.instrument.tier
         if sites.pool_cap(pool, tier) <= 0:
-            raise Rejected("pool_not_eligible", "the pool does not deliver this tier")
+            raise Refusal.POOL_NOT_ELIGIBLE.reject(pool_id=pool.id, tier=tier.code)
         hours = len(inst.hours)
         window_seconds = hours * 3600
-        if not 0 <= op.device_seconds <= pool.count * window_seconds:
-            raise Rejected(
-                "invalid_device_seconds",
-                f"device-seconds must be in [0, {pool.count * window_seconds}] for this pool",
+        most = pool.count * window_seconds
+        if not 0 <= op.device_seconds <= most:
+            raise Refusal.INVALID_DEVICE_SECONDS.reject(
+                reason=f"device-seconds must be in [0, {most}] for pool {pool.id}"
             )
         # Reports add up: over all its contracts, a pool cannot have made more
         # device-seconds in any span of hours than its devices make (exchange.deliveries).
         first_hour = inst.hours[0] // HOUR_US
         room = self.delivery_book.room(pool.id, pool.count, first_hour, hours)
         if op.device_seconds > room and self._rules.admitting:
-            raise Rejected(
-                "delivery_exceeds_pool_capacity",
-                f"pool {pool.id} has {room} device-seconds left in this window over all the "
-                "reports of its contracts",
-            )
+            raise Refusal.DELIVERY_EXCEEDS_POOL_CAPACITY.reject(pool_id=pool.id, room=room)
         self.delivery_book.record(pool.id, first_hour, hours, op.device_seconds)
         self.deliveries.append((contract.id, pool.id, op.device_seconds, self._time.now))
         reports_of = self.contract_deliveries.setdefault(contract.id, [])

@@ -8,9 +8,9 @@ import heapq
 from typing import TYPE_CHECKING, ClassVar
 
 from exchange.engine import MatchingEngine
-from exchange.ids import Timestamp
+from exchange.ids import Timestamp, format_timestamp
 from exchange.operations import AdvanceClock
-from exchange.records import Rejected
+from exchange.refusals import Refusal
 
 if TYPE_CHECKING:
     from exchange.components.clearing import Clearing
@@ -100,7 +100,9 @@ class Clock:
         ``op.to``, in time order, then set the clock to ``op.to``."""
         time = self._time
         if op.to < time.now:
-            raise Rejected("clock_went_backwards", "the exchange clock only moves forward")
+            raise Refusal.CLOCK_WENT_BACKWARDS.reject(
+                to=format_timestamp(op.to), now=format_timestamp(time.now)
+            )
         engine = self._engine
         run = self._run
         while True:

@@ -13,7 +13,7 @@ from exchange.components.context import Rules
 from exchange.engine import MatchingEngine, Outcome
 from exchange.events import InstrumentStateChanged
 from exchange.ids import Symbol, Timestamp
-from exchange.lifecycle import InstrumentEvent, InstrumentState
+from exchange.lifecycle import TRANSITIONS, InstrumentEvent, InstrumentState
 from exchange.operations import CreateTier, HaltInstrument, ResumeInstrument, UpdateTier
 from exchange.products import (
     HOUR_US,
@@ -24,7 +24,8 @@ from exchange.products import (
     TierError,
     TierStatus,
 )
-from exchange.records import InstrumentRecord, Rejected, TierRecord, window_symbol
+from exchange.records import InstrumentRecord, TierRecord, window_symbol
+from exchange.refusals import Refusal
 from exchange.units import Price, Quantity
 from pricing import TradePrint, reference_price
 
@@ -32,6 +33,8 @@ __all__ = ["REGIONS", "Listing"]
 
 MINUTE_US = 60_000_000
 REGIONS = frozenset({"north", "northeast", "east", "central", "northwest", "south", "southwest"})
+_REGION_LIST = ", ".join(sorted(REGIONS))
+_STATUSES = ", ".join(status.value for status in TierStatus)
 _OPEN_LIKE = (InstrumentState.OPEN, InstrumentState.HALTED)
 
 
@@ -88,21 +91,27 @@ class Listing:
     # ------------------------------------------------------------------ tiers
     def create_tier(self, op: CreateTier) -> TierRecord:
         if op.code in self.tiers:
-            raise Rejected("tier_exists", f"tier {op.code} exists")
+            raise Refusal.TIER_EXISTS.reject(tier=op.code)
         if not self._catalog.has_class(op.gpu_class):
-            raise Rejected("gpu_class_not_found", f"no GPU class {op.gpu_class}")
+            raise Refusal.GPU_CLASS_NOT_FOUND.reject(code=op.gpu_class)
         try:
             if op.min_green_grade is not None and len(op.min_green_grade) > 8:
                 raise ValueError("a green grade is 1A to 5A")
             grade = GreenGrade.parse(op.min_green_grade) if op.min_green_grade else None
         except ValueError as exc:
-            raise Rejected("invalid_green_grade", str(exc)) from exc
+            raise Refusal.INVALID_GREEN_GRADE.reject(reason=str(exc)) from exc
         regions = tuple(op.regions)
-        repeated = self._rules.admitting and len(set(regions)) != len(regions)
-        if any(r not in REGIONS for r in regions) or repeated:
-            raise Rejected("invalid_region", f"regions are distinct, among {sorted(REGIONS)}")
+        for at, region in enumerate(regions):
+            if region not in REGIONS:
+                raise Refusal.INVALID_REGION.reject(
+                    region=repr(region[:20]), problem=f"unknown: one of {_REGION_LIST}"
+                )
+            if self._rules.admitting and region in regions[:at]:
+                raise Refusal.INVALID_REGION.reject(region=repr(region), problem="repeated")
         if op.window_hours not in (1, 2, 3, 4, 6, 8, 12, 24):
-            raise Rejected("invalid_tier", "window_hours must divide 24")
+            raise Refusal.INVALID_TIER.reject(
+                reason=f"window_hours {op.window_hours} does not divide 24"
+            )
         try:
             tier = Tier(
                 code=op.code,
@@ -125,9 +134,11 @@ class Listing:
                 reference_price=Price(op.reference_price),
             )
         except TierError as exc:
-            raise Rejected("invalid_tier", str(exc)) from exc
+            raise Refusal.INVALID_TIER.reject(reason=str(exc)) from exc
         if op.code.count("-") > 8 or not all(c.isalnum() or c == "-" for c in op.code):
-            raise Rejected("invalid_code", "a tier code is letters, digits and dashes")
+            raise Refusal.INVALID_CODE.reject(
+                reason="a tier code is letters, digits and at most 8 dashes"
+            )
         now = self._time.now
         window_us = tier.window_hours * HOUR_US
         gate_us = tier.gate_closure_minutes * MINUTE_US
@@ -148,15 +159,15 @@ class Listing:
     def update_tier(self, op: UpdateTier) -> TierRecord:
         record = self.tiers.get(op.code)
         if record is None:
-            raise Rejected("tier_not_found", f"no tier {op.code}")
+            raise Refusal.TIER_NOT_FOUND.reject(tier=op.code)
         status = record.status
         if op.status is not None:
             try:
                 status = TierStatus(op.status)
             except ValueError as exc:
-                raise Rejected("invalid_status", "status is active, suspended or retired") from exc
+                raise Refusal.INVALID_STATUS.reject(statuses=_STATUSES) from exc
             if record.status is TierStatus.RETIRED and status is not TierStatus.RETIRED:
-                raise Rejected("tier_retired", "a retired tier stays retired")
+                raise Refusal.TIER_RETIRED.reject(tier=op.code)
         changes: dict[str, Any] = {}
         for name in (
             "maker_fee_bps",
@@ -175,7 +186,7 @@ class Listing:
             try:
                 tier = dataclasses.replace(tier, **changes)
             except TierError as exc:
-                raise Rejected("invalid_tier", str(exc)) from exc
+                raise Refusal.INVALID_TIER.reject(reason=str(exc)) from exc
         # Validated: apply.
         old_status = record.status
         record.tier = tier
@@ -273,7 +284,9 @@ class Listing:
     ) -> InstrumentRecord:
         inst = self.instrument(symbol)
         if inst.state is not required:
-            raise Rejected("invalid_transition", f"{symbol} is {inst.state.value}")
+            raise Refusal.INVALID_TRANSITION.reject(
+                state=inst.state.value, target=TRANSITIONS[(required, event)].value
+            )
         self._run(self._engine.transition(inst.symbol, event))
         return inst
 
@@ -312,7 +325,7 @@ class Listing:
         """The instrument, or the refusal ``instrument_not_found``."""
         inst = self.instruments.get(Symbol(symbol))
         if inst is None:
-            raise Rejected("instrument_not_found", f"no instrument {symbol}")
+            raise Refusal.INSTRUMENT_NOT_FOUND.reject(instrument=symbol)
         return inst
 
     def contract_ids(self, symbol: str) -> list[int]:

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from exchange.capacity import CapacityBook
 from exchange.components.accounts import Accounts
-from exchange.components.bounds import LOCATION_MAX, NAME_MAX, SITE_DECIMAL_MAX
+from exchange.components.bounds import LOCATION_MAX, NAME_MAX, POOL_DEVICES_MAX, SITE_DECIMAL_MAX
 from exchange.components.catalog import Catalog
 from exchange.components.clock import Time
 from exchange.components.context import Rules
@@ -16,6 +16,7 @@ from exchange.decimals import optional_decimal, parse_decimal
 from exchange.operations import AddPool, RegisterSite
 from exchange.products import Tier
 from exchange.records import PoolRecord, Rejected, SiteRecord
+from exchange.refusals import Refusal
 from pricing import PricingError, make_site, pool_ineligibility, rated_pf, to_quantity
 
 __all__ = ["Sites"]
@@ -68,9 +69,9 @@ class Sites:
         self._accounts.account(op.owner)
         name = op.name.strip()
         if not name or len(name) > NAME_MAX:
-            raise Rejected("invalid_name", f"a site name is 1 to {NAME_MAX} characters")
+            raise Refusal.INVALID_NAME.reject(reason=f"a site name is 1 to {NAME_MAX} characters")
         if op.location is not None and len(op.location) > LOCATION_MAX:
-            raise Rejected("invalid_location", f"a location is at most {LOCATION_MAX} characters")
+            raise Refusal.INVALID_LOCATION.reject(limit=LOCATION_MAX)
         column = SITE_DECIMAL_MAX
         strict = self._rules.admitting
         pue = parse_decimal(op.pue, "pue", column=column, strict=strict)
@@ -82,10 +83,10 @@ class Sites:
         try:
             site = make_site(str(site_id), op.region, pue, green, factor)
         except PricingError as exc:
-            raise Rejected(exc.code, str(exc)) from exc
+            raise Rejected(exc.code, **exc.fields) from exc
         limit = self._rules.limits.sites
         if len(self.owner_sites.get(op.owner, ())) >= limit:
-            raise Rejected("too_many_sites", f"an account keeps at most {limit} sites")
+            raise Refusal.TOO_MANY_SITES.reject(limit=limit)
         self._time.next_id("site")
         record = SiteRecord(site_id, op.owner, name, op.location, site)
         self.sites[site_id] = record
@@ -95,14 +96,16 @@ class Sites:
     def add_pool(self, op: AddPool) -> PoolRecord:
         site = self.sites.get(op.site_id)
         if site is None or site.owner != op.owner:
-            raise Rejected("site_not_found", f"no site {op.site_id}")
+            raise Refusal.SITE_NOT_FOUND.reject(site_id=op.site_id)
         if not self._catalog.has_model(op.hardware_id):
-            raise Rejected("hardware_not_found", f"no hardware {op.hardware_id}")
-        if not 1 <= op.count <= 1_000_000:
-            raise Rejected("invalid_count", "a pool holds 1 to 1,000,000 devices")
+            raise Refusal.HARDWARE_NOT_FOUND.reject(hardware_id=op.hardware_id)
+        if not 1 <= op.count <= POOL_DEVICES_MAX:
+            raise Refusal.INVALID_COUNT.reject(
+                reason=f"a pool holds 1 to {POOL_DEVICES_MAX:,} devices"
+            )
         limit = self._rules.limits.pools
         if len(self.owner_pools.get(op.owner, ())) >= limit:
-            raise Rejected("too_many_pools", f"an account keeps at most {limit} pools")
+            raise Refusal.TOO_MANY_POOLS.reject(limit=limit)
         record = PoolRecord(
             self._time.next_id("pool"), op.owner, op.site_id, op.hardware_id, op.count
         )

@@ -16,18 +16,26 @@ from exchange.components.clock import Time
 from exchange.components.context import Journal, Rules
 from exchange.components.listing import Listing
 from exchange.components.sites import Sites
-from exchange.engine import MatchingEngine
+from exchange.engine import Market, MatchingEngine
 from exchange.events import OrderAmended, OrderCancelled, OrderExpired, SelfTradePrevented, Trade
-from exchange.ids import AccountId, OrderId, Symbol, Timestamp
-from exchange.invariants import check
+from exchange.ids import AccountId, OrderId, Symbol, Timestamp, format_timestamp
+from exchange.invariants import InvariantViolation, check
 from exchange.ledger import Ledger
 from exchange.lifecycle import ORDER_TRANSITIONS, OrderEvent, order_status_after
 from exchange.operations import AmendOrder, CancelAll, CancelOrder, PlaceOrder
-from exchange.orders import OrderStatus, ResultCode, SelfTradePrevention, Side
+from exchange.orders import (
+    OrderStatus,
+    OrderType,
+    ResultCode,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
 from exchange.records import Fill, OrderState, Rejected, same_order
+from exchange.refusals import Refusal
 from exchange.risk import buy_hold, fee, sell_collateral
 from exchange.settlement import Liquidity
-from exchange.units import Price, Quantity
+from exchange.units import Price, Quantity, format_money, format_price, format_quantity
 
 __all__ = ["Trading"]
 
@@ -45,6 +53,139 @@ def _move(order: OrderState, event: OrderEvent) -> None:
     """Set ``order.status`` by the order lifecycle (exchange.lifecycle)."""
     after = _AFTER.get((order.status, event))
     order.status = after if after is not None else order_status_after(order.status, event)
+
+
+def _no_capacity(quantity: int, available: int) -> Rejected:
+    return Refusal.INSUFFICIENT_CAPACITY.reject(
+        quantity=format_quantity(quantity), available=format_quantity(available)
+    )
+
+
+def _no_funds(available: int, what: str, amount: int) -> Rejected:
+    return Refusal.INSUFFICIENT_FUNDS.reject(
+        available=format_money(available), what=what, amount=format_money(amount)
+    )
+
+
+def _place_refused(
+    code: ResultCode, engine: MatchingEngine, op: PlaceOrder, order_id: int, symbol: Symbol
+) -> Rejected:
+    """The refusal of an order the engine's :meth:`MatchingEngine.validate_place`
+    refused, its message carrying the figures of the instrument that decided it."""
+    market = engine.market(symbol)
+    price, quantity = op.price, op.quantity
+    order_type, time_in_force, expire_time = op.order_type, op.time_in_force, op.expire_time
+    if code is ResultCode.INSTRUMENT_NOT_FOUND or market is None:
+        return Refusal.INSTRUMENT_NOT_FOUND.reject(instrument=symbol)
+    if code is ResultCode.DUPLICATE_ORDER_ID:
+        return Refusal.DUPLICATE_ORDER_ID.reject(order_id=order_id)
+    if code is ResultCode.INVALID_ORDER_TYPE:
+        if order_type is OrderType.LIMIT:
+            reason = (
+                f"a post-only order rests: its time in force is gtc or gtd, not {time_in_force}"
+            )
+        elif order_type is OrderType.MARKET:
+            reason = "a market order cannot be post-only"
+        else:
+            reason = "order_type is limit or market"
+        return Refusal.INVALID_ORDER_TYPE.reject(reason=reason)
+    if code is ResultCode.INVALID_TIME_IN_FORCE:
+        return Refusal.INVALID_TIME_IN_FORCE.reject(
+            order_type=order_type, allowed="ioc or fok", time_in_force=time_in_force
+        )
+    if code is ResultCode.INVALID_PRICE:
+        if order_type is OrderType.MARKET:
+            return Refusal.INVALID_PRICE.reject(subject="a market order", problem="has no price")
+        if price is None:
+            return Refusal.INVALID_PRICE.reject(subject="a limit order", problem="needs a price")
+    if code is ResultCode.INVALID_EXPIRE_TIME:
+        if time_in_force is not TimeInForce.GTD:
+            reason = f"only a gtd order has one, not a {time_in_force} {order_type} order"
+        elif expire_time is None:
+            reason = "a gtd order needs one"
+        else:
+            reason = (
+                f"{format_timestamp(expire_time)} is not after the clock's "
+                f"{format_timestamp(engine.now)}"
+            )
+        return Refusal.INVALID_EXPIRE_TIME.reject(field="expire_time", reason=reason)
+    if code is ResultCode.NO_REFERENCE_PRICE:
+        return Refusal.NO_REFERENCE_PRICE.reject(instrument=symbol)
+    return _order_refused(code, market, symbol, op.side, price, quantity)
+
+
+def _amend_refused(
+    code: ResultCode, engine: MatchingEngine, op: AmendOrder, order: OrderState
+) -> Rejected:
+    """The refusal of an amendment the engine's :meth:`MatchingEngine.validate_amend`
+    refused (or that would leave the order no quantity), with the figures."""
+    symbol = Symbol(order.symbol)
+    market = engine.market(symbol)
+    quantity = order.quantity if op.quantity is None else op.quantity
+    if code is ResultCode.ORDER_NOT_FOUND or market is None:
+        return Refusal.ORDER_NOT_FOUND.reject(order_id=op.order_id)
+    if code is ResultCode.NOTHING_TO_AMEND:
+        return Refusal.NOTHING_TO_AMEND.reject()
+    if code is ResultCode.AMEND_BELOW_FILLED:
+        # the engine counts what self-trade prevention removed as gone, like a fill
+        return Refusal.AMEND_BELOW_FILLED.reject(
+            quantity=format_quantity(quantity),
+            filled=format_quantity(order.filled + order.decremented),
+        )
+    price = order.price if op.price is None else op.price
+    return _order_refused(code, market, symbol, order.side, price, quantity)
+
+
+def _order_refused(
+    code: ResultCode,
+    market: Market,
+    symbol: Symbol,
+    side: Side,
+    price: int | None,
+    quantity: int,
+) -> Rejected:
+    """The refusals an order and an amendment share: the instrument's state, the
+    quantity against the lot and the limits, the price against the tick and the band."""
+    if code is ResultCode.INSTRUMENT_NOT_OPEN:
+        return Refusal.INSTRUMENT_NOT_OPEN.reject(instrument=symbol, state=market.state.value)
+    if code is ResultCode.INVALID_QUANTITY:
+        return Refusal.INVALID_QUANTITY.reject(subject=f"quantity {format_quantity(quantity)}")
+    if code is ResultCode.INVALID_LOT:
+        return Refusal.INVALID_LOT.reject(
+            quantity=format_quantity(quantity), lot=format_quantity(market.lot)
+        )
+    if code is ResultCode.QUANTITY_BELOW_MINIMUM:
+        return Refusal.QUANTITY_BELOW_MINIMUM.reject(
+            quantity=format_quantity(quantity), minimum=format_quantity(market.min_quantity)
+        )
+    if code is ResultCode.QUANTITY_ABOVE_MAXIMUM:
+        return Refusal.QUANTITY_ABOVE_MAXIMUM.reject(
+            quantity=format_quantity(quantity), maximum=format_quantity(market.max_quantity)
+        )
+    if price is not None:
+        if code is ResultCode.INVALID_PRICE:
+            return Refusal.INVALID_PRICE.reject(
+                subject=f"price {format_price(price)}", problem="must be positive"
+            )
+        if code is ResultCode.INVALID_TICK:
+            return Refusal.INVALID_TICK.reject(
+                price=format_price(price), tick=format_price(market.tick)
+            )
+        if code is ResultCode.PRICE_OUT_OF_BAND:
+            return Refusal.PRICE_OUT_OF_BAND.reject(
+                price=format_price(price),
+                low=format_price(market.band_low),
+                high=format_price(market.band_high),
+            )
+        if code is ResultCode.POST_ONLY_WOULD_CROSS:
+            book = market.book
+            best = book.best_ask if side is Side.BUY else book.best_bid
+            return Refusal.POST_ONLY_WOULD_CROSS.reject(
+                price=format_price(price),
+                side="ask" if side is Side.BUY else "bid",
+                best=format_price(best or 0),
+            )
+    raise InvariantViolation(f"the engine's validation answered {code.code} unexpectedly")
 
 
 class Trading:
@@ -128,26 +269,20 @@ class Trading:
         # The busiest operation: attribute and method lookups are hoisted into locals.
         account_id = op.account_id
         if not self._account_exists(account_id):
-            raise Rejected("account_not_found", f"no account {account_id}")
+            raise Refusal.ACCOUNT_NOT_FOUND.reject(account_id=account_id)
         client_order_id = op.client_order_id
         if client_order_id is not None:
             if not 1 <= len(client_order_id) <= CLIENT_ORDER_ID_MAX:
-                raise Rejected(
-                    "invalid_client_order_id",
-                    f"client_order_id is 1 to {CLIENT_ORDER_ID_MAX} characters",
-                )
+                raise Refusal.INVALID_CLIENT_ORDER_ID.reject(limit=CLIENT_ORDER_ID_MAX)
             existing = self.client_ids.get((account_id, client_order_id))
             if existing is not None:
                 original = self.orders[existing]
                 if not same_order(original, op):
-                    raise Rejected(
-                        "client_order_id_reused",
-                        "this client_order_id was used for a different order",
-                    )
+                    raise Refusal.CLIENT_ORDER_ID_REUSED.reject()
                 return original  # idempotent resubmission: no new order
         inst = self._find_instrument(op.symbol)
         if inst is None:
-            raise Rejected("instrument_not_found", f"no instrument {op.symbol}")
+            raise Refusal.INSTRUMENT_NOT_FOUND.reject(instrument=op.symbol)
         symbol = inst.instrument.symbol
         engine = self.engine
         time = self._time
@@ -167,17 +302,18 @@ class Trading:
             op.post_only,
         )
         if code is not ResultCode.OK:
-            raise Rejected(code.code)
+            raise _place_refused(code, engine, op, order_id, symbol)
         key = (account_id, symbol)
         open_count = self.open_counts.get(key, 0)
         limits = self._rules.limits
         if open_count >= limits.open_orders_per_instrument:
-            raise Rejected(
-                "too_many_open_orders",
-                f"at most {limits.open_orders_per_instrument} open orders in one instrument",
+            raise Refusal.TOO_MANY_OPEN_ORDERS.reject(
+                limit=limits.open_orders_per_instrument, scope="in one instrument"
             )
         if engine.open_order_count(account_id) >= limits.open_orders:  # type: ignore[arg-type]
-            raise Rejected("too_many_open_orders", f"at most {limits.open_orders} open orders")
+            raise Refusal.TOO_MANY_OPEN_ORDERS.reject(
+                limit=limits.open_orders, scope="over all instruments"
+            )
         tier = self._tier_record(inst.instrument.tier.code).tier
         maker_bps, taker_bps = tier.maker_fee_bps, tier.taker_fee_bps
         penalty_bps = tier.shortfall_penalty_bps
@@ -192,14 +328,15 @@ class Trading:
             risk_price = max(int(limit), best_bid or 0)
             need = sell_collateral(risk_price, quantity, penalty_bps)
             pools = self._sites.eligible_pools(account_id, inst.instrument.tier)
-            if capacity.available_quantity(pools, inst.hours) < quantity:
-                raise Rejected("insufficient_capacity", "not enough uncommitted capacity")
+            available = capacity.available_quantity(pools, inst.hours)
+            if available < quantity:
+                raise _no_capacity(quantity, available)
         if ledger.available(account_id) < need:
-            raise Rejected("insufficient_funds", "available balance is below the order's hold")
+            raise _no_funds(ledger.available(account_id), "order's hold", need)
         if side is Side.SELL and not capacity.reserve(
             order_id, account_id, pools, inst.hours, quantity
         ):
-            raise Rejected("insufficient_capacity", "not enough uncommitted capacity")
+            raise _no_capacity(quantity, capacity.available_quantity(pools, inst.hours))
 
         # ---- accepted: nothing below can refuse.
         ids["order"] = order_id + 1
@@ -265,9 +402,9 @@ class Trading:
     def _own_open_order(self, account_id: int, order_id: int) -> OrderState:
         order = self.orders.get(order_id)
         if order is None or order.account_id != account_id:
-            raise Rejected("order_not_found", f"no order {order_id}")
+            raise Refusal.ORDER_NOT_FOUND.reject(order_id=order_id)
         if not order.is_open:
-            raise Rejected("order_not_open", f"order {order_id} is {order.status.value}")
+            raise Refusal.ORDER_NOT_OPEN.reject(order_id=order_id, status=order.status.value)
         return order
 
     def cancel_order(self, op: CancelOrder) -> OrderState:
@@ -296,7 +433,7 @@ class Trading:
             Quantity(op.quantity - order.decremented) if op.quantity is not None else None
         )
         if engine_quantity is not None and engine_quantity <= 0:
-            raise Rejected("amend_below_filled")
+            raise _amend_refused(ResultCode.AMEND_BELOW_FILLED, engine, op, order)
         code = engine.validate_amend(
             AccountId(op.account_id),
             OrderId(op.order_id),
@@ -304,7 +441,7 @@ class Trading:
             engine_quantity,
         )
         if code is not ResultCode.OK:
-            raise Rejected(code.code)
+            raise _amend_refused(code, engine, op, order)
         new_price = order.price if op.price is None else op.price
         new_quantity = order.quantity if op.quantity is None else op.quantity
         new_remaining = new_quantity - order.filled - order.decremented - order.closed
@@ -323,18 +460,23 @@ class Trading:
             extra = new_remaining - order.remaining
             if extra > 0:
                 pools = self._sites.eligible_pools(order.account_id, inst.instrument.tier)
-                if capacity.available_quantity(pools, inst.hours) < extra:
-                    raise Rejected("insufficient_capacity", "not enough uncommitted capacity")
+                available = capacity.available_quantity(pools, inst.hours)
+                if available < extra:
+                    raise _no_capacity(extra, available)
         hold_id = order.hold_id if order.hold_id is not None else 0
         pending = ledger.holds[hold_id].pending
         if need > pending and ledger.available(order.account_id) < need - pending:
-            raise Rejected("insufficient_funds", "available balance is below the amended hold")
+            raise _no_funds(
+                ledger.available(order.account_id), "amended hold's increase", need - pending
+            )
         if (
             order.side is Side.SELL
             and new_remaining > order.remaining
             and not capacity.extend(order.id, pools, new_remaining - order.remaining)
         ):
-            raise Rejected("insufficient_capacity", "not enough uncommitted capacity")
+            raise _no_capacity(
+                new_remaining - order.remaining, capacity.available_quantity(pools, inst.hours)
+            )
 
         # ---- accepted.
         if need > pending:

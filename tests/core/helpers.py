@@ -74,6 +74,10 @@ class Market:
 
     def reject(self, op: Operation) -> str:
         """Apply ``op``, expect a refusal and that nothing changed; return the code."""
+        return self.rejected(op).code
+
+    def rejected(self, op: Operation) -> Rejected:
+        """Apply ``op``, expect a refusal and that nothing changed; return it."""
         before = self.core.state_hash()
         balances = {a: self.core.balances(a) for a in self.core.accounts}
         try:
@@ -82,7 +86,7 @@ class Market:
             assert self.core.state_hash() == before
             assert {a: self.core.balances(a) for a in self.core.accounts} == balances
             self.core.check()
-            return exc.code
+            return exc
         raise AssertionError(f"{op} was accepted")
 
     def bal(self, account: int) -> dict[str, int]:

@@ -18,6 +18,7 @@ from exchange.operations import (
 )
 from exchange.orders import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
 from exchange.products import HOUR_US
+from exchange.refusals import refusal_of
 from tests.core.helpers import CNY, Market, make_market
 
 Q = 50_000_000  # 50 PF·h
@@ -136,6 +137,75 @@ def test_engine_refusals_change_nothing(change: dict[str, object], code: str) ->
     }  # fmt: skip
     fields.update(change)
     assert m.reject(PlaceOrder(**fields)) == code  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "message"),
+    [
+        ({"price": 200_050}, "invalid_tick", "price 20.005 is not a multiple of the tick 0.01"),
+        ({"price": 250_000}, "price_out_of_band", "price 25 is outside the band 16 to 24"),
+        ({"quantity": 1_500}, "invalid_lot", "quantity 0.0015 is not a multiple of the lot 0.001"),
+        ({"quantity": 0}, "invalid_quantity", "quantity 0 must be positive"),
+        (
+            {"quantity": 10**15},
+            "quantity_above_maximum",
+            "quantity 1000000000 is above the maximum 1000",
+        ),
+        ({"price": 0}, "invalid_price", "price 0 must be positive"),
+        ({"price": None}, "invalid_price", "a limit order needs a price"),
+        (
+            {"order_type": OrderType.MARKET},
+            "invalid_time_in_force",
+            "a market order is ioc or fok, not gtc",
+        ),
+        (
+            {"time_in_force": TimeInForce.GTD, "expire_time": 1},
+            "invalid_expire_time",
+            "expire_time: 1970-01-01T00:00:00.000001Z is not after the clock's "
+            "2026-11-18T11:00:00Z",
+        ),
+        ({"account_id": 999}, "account_not_found", "no account 999"),
+        (
+            {"side": Side.SELL},
+            "insufficient_capacity",
+            "quantity 50 is above the 0 uncommitted in the eligible pools",
+        ),
+        (
+            {"quantity": 600_000_000},
+            "insufficient_funds",
+            "available balance 10000.00 is below the order's hold 12012.00",
+        ),
+    ],
+)
+def test_a_refusal_carries_the_figures(change: dict[str, object], code: str, message: str) -> None:
+    """The message is the refusal's template with the instrument's figures, written as the
+    API writes decimals and times."""
+    m = make_market()
+    fields: dict[str, object] = {
+        "account_id": m.buyer, "symbol": m.symbol, "side": Side.BUY, "quantity": Q, "price": P,
+    }  # fmt: skip
+    fields.update(change)
+    rejected = m.rejected(PlaceOrder(**fields))  # type: ignore[arg-type]
+    assert (rejected.code, rejected.message) == (code, message)
+    assert rejected.code is refusal_of(code)
+
+
+def test_an_amendment_refusal_carries_the_figures() -> None:
+    m = make_market()
+    o = order(m, m.buy(Q, P))
+    for change, code, message in (
+        ({"price": 200_050}, "invalid_tick", "price 20.005 is not a multiple of the tick 0.01"),
+        ({"price": 250_000}, "price_out_of_band", "price 25 is outside the band 16 to 24"),
+        ({"quantity": 0}, "amend_below_filled", "quantity 0 is not above the filled 0"),
+        ({"quantity": Q}, "nothing_to_amend", "give a new price, a new quantity or both"),
+    ):
+        rejected = m.rejected(AmendOrder(m.buyer, o.id, **change))  # type: ignore[arg-type]
+        assert (rejected.code, rejected.message) == (code, message)
+    rejected = m.rejected(AdvanceClock(0))
+    assert rejected.message == "1970-01-01T00:00:00Z is before the clock's 2026-11-18T11:00:00Z"
+    m.apply(CancelOrder(m.buyer, o.id))
+    rejected = m.rejected(CancelOrder(m.buyer, o.id))
+    assert rejected.message == f"order {o.id} is cancelled"
 
 
 def test_cancel_releases_the_hold_exactly_once() -> None:
