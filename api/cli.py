@@ -144,6 +144,7 @@ def create_key(
     POST /v1/admin/accounts/{id}/keys). It never moves the exchange's clock."""
     from api.keys import generate_key, generated_digest, key_prefix
     from api.service import Submission
+    from exchange.ids import AccountId
     from exchange.operations import CreateAccount, IssueApiKey, Operation
 
     url = database_url(database_url_)
@@ -152,7 +153,7 @@ def create_key(
     if account is None:
         op = CreateAccount(name, "admin", key_prefix(key), generated_digest(key))
     else:
-        op = IssueApiKey(account, key_prefix(key), generated_digest(key))
+        op = IssueApiKey(AccountId(account), key_prefix(key), generated_digest(key))
     with _one_line_errors():
         service = _stopped_exchange(
             url,

@@ -49,6 +49,7 @@ from api.projection import Applied, applied, log_row, project
 from exchange.core import Rejected
 from exchange.events import Event
 from exchange.genesis import begin_replay, genesis_operations, replaying_core
+from exchange.ids import Timestamp
 from exchange.invariants import InvariantViolation
 from exchange.limits import CoreLimits
 from exchange.operations import AdvanceClock, Operation
@@ -378,7 +379,7 @@ class ExchangeService:
         if self.clock == "real":
             now = wall_clock_us()
             if now > core.query.now():
-                items.insert(0, Submission(AdvanceClock(now)))
+                items.insert(0, Submission(AdvanceClock(Timestamp(now))))
         unprojected = self._unprojected
         if len(unprojected) == self._projecting:  # none waiting: these are the oldest
             self._unprojected_since = time.monotonic()
@@ -876,4 +877,4 @@ class ExchangeService:
             await asyncio.sleep(seconds)
             if self.stopped is not None:
                 return
-            await self.submit(AdvanceClock(max(wall_clock_us(), self.core.query.now())))
+            await self.submit(AdvanceClock(Timestamp(max(wall_clock_us(), self.core.query.now()))))

@@ -22,6 +22,7 @@ from api.service import ExchangeService, Submission
 from api.settings import Settings
 from api.snapshot import SnapshotPolicy, default_directory
 from api.views import iso, parse_iso
+from exchange.ids import AccountId
 from exchange.limits import CoreLimits
 from exchange.operations import CreateAccount, IssueApiKey, Operation, RevokeApiKey
 
@@ -160,7 +161,9 @@ def import_legacy_keys(service: ExchangeService) -> None:
     if not rows:
         return
     ops: list[Operation] = [
-        IssueApiKey(int(r["account_id"]), r["prefix"], "sha256$" + r["key_hash"], "legacy")
+        IssueApiKey(
+            AccountId(int(r["account_id"])), r["prefix"], "sha256$" + r["key_hash"], "legacy"
+        )
         for r in rows
     ]
     done = _execute(service, ops)
@@ -217,7 +220,7 @@ def bootstrap_admin_key(ctx: Context, key: str, name: str = "admin") -> int:
 def _replace(ctx: Context, account_id: int, key: str, revoked: list[int]) -> None:
     """Issue ``key`` as the account's operator key and revoke ``revoked``, in one commit."""
     ops: list[Operation] = [
-        IssueApiKey(account_id, key_prefix(key), operator_digest(key), "operator")
+        IssueApiKey(AccountId(account_id), key_prefix(key), operator_digest(key), "operator")
     ]
     ops += [RevokeApiKey(key_id) for key_id in revoked]
     done = _execute(ctx.service, ops)

@@ -35,6 +35,7 @@ from api.rules import Refused, text_refusal
 from api.schemas import PRICE, QUANTITY, SYMBOL_PATTERN
 from api.views import parse_time
 from exchange.refusals import Refusal
+from exchange.units import Price, Quantity
 
 __all__ = [
     "BatchWire",
@@ -87,16 +88,18 @@ def _invalid(exc: Exception) -> ApiError:
 
 
 @functools.lru_cache(maxsize=4096)
-def price_units(text: str | None) -> int | None:
+def price_units(text: str | None) -> Price | None:
     """A price in minor units. Cached (an ApiError is raised, not cached): prices and
     sizes repeat."""
-    return PRICE.parse(text, "price")
+    value = PRICE.parse(text, "price")
+    return None if value is None else Price(value)
 
 
 @functools.lru_cache(maxsize=4096)
-def quantity_units(text: str | None) -> int | None:
+def quantity_units(text: str | None) -> Quantity | None:
     """A quantity in minor units, cached like :func:`price_units`."""
-    return QUANTITY.parse(text, "quantity")
+    value = QUANTITY.parse(text, "quantity")
+    return None if value is None else Quantity(value)
 
 
 def _text_checked(order: OrderWire, where: str = "") -> OrderWire:

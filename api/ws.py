@@ -49,10 +49,18 @@ from api.views import iso, order_view
 from api.wire import to_batch, to_order
 from exchange.core import AccountRecord, Rejected
 from exchange.events import BookChanged, Trade
+from exchange.ids import AccountId, OrderId
 from exchange.operations import AmendOrder, CancelOrder
 from exchange.orders import Side
 from exchange.refusals import Refusal
-from exchange.units import PRICE_DECIMALS, QUANTITY_DECIMALS, format_price, format_quantity
+from exchange.units import (
+    PRICE_DECIMALS,
+    QUANTITY_DECIMALS,
+    Price,
+    Quantity,
+    format_price,
+    format_quantity,
+)
 
 __all__ = ["Hub", "router"]
 
@@ -582,15 +590,19 @@ def _queue(
     if order is None or order.account_id != account.id:
         raise ApiError(Refusal.ORDER_NOT_FOUND, order_id=order_id)
     if isinstance(request, Cancel):
-        return _one(service.enqueue(CancelOrder(account.id, order_id), order_view))
+        return _one(
+            service.enqueue(CancelOrder(AccountId(account.id), OrderId(order_id)), order_view)
+        )
     fields = {"price": request.price, "quantity": request.quantity}
     amend = AmendIn.model_validate({k: v for k, v in fields.items() if v is not msgspec.UNSET})
     throttle(ctx, account)
+    price = units(amend.price, PRICE_DECIMALS, "price")
+    quantity = units(amend.quantity, QUANTITY_DECIMALS, "quantity")
     amend_op = AmendOrder(
-        account.id,
-        order_id,
-        units(amend.price, PRICE_DECIMALS, "price"),
-        units(amend.quantity, QUANTITY_DECIMALS, "quantity"),
+        AccountId(account.id),
+        OrderId(order_id),
+        Price(price) if price is not None else None,
+        Quantity(quantity) if quantity is not None else None,
     )
     return _one(service.enqueue(amend_op, order_view))
 

@@ -18,6 +18,7 @@ import logging
 
 from exchange.catalog_log import install_catalog
 from exchange.core import DEFAULT_GRACE_US, ExchangeCore
+from exchange.ids import Timestamp
 from exchange.limits import CoreLimits
 from exchange.operations import AdvanceClock, InstallCatalog, Operation
 from pricing import load_builtin_catalog
@@ -35,7 +36,7 @@ def packaged_catalog() -> InstallCatalog:
 
 def genesis_operations(start_us: int) -> list[Operation]:
     """The first operations of a new exchange: its catalog, then the clock's start."""
-    return [packaged_catalog(), AdvanceClock(start_us)]
+    return [packaged_catalog(), AdvanceClock(Timestamp(start_us))]
 
 
 def begin_replay(core: ExchangeCore, first: Operation) -> bool:

@@ -7,13 +7,19 @@ structs with a type tag, so the log is compact JSON that decodes back into these
 
 Amounts are integers of minor units (:mod:`exchange.units`); times are exchange
 microseconds. Decimal-string conversion happens in the API, before an operation exists.
+Fields carry the typed values (``Price``, ``Quantity``, ``Money``, ``AccountId``,
+``OrderId``, ``Symbol``, ``Timestamp``: ``NewType`` s, which msgspec encodes and decodes
+as their base type, so the log's JSON is that of plain integers and strings). Contracts,
+pools, sites and API keys are numbered by plain ``int``.
 """
 
 from __future__ import annotations
 
 import msgspec
 
+from exchange.ids import AccountId, OrderId, Symbol, Timestamp
 from exchange.orders import OrderType, SelfTradePrevention, Side, TimeInForce
+from exchange.units import Money, Price, Quantity
 
 __all__ = [
     "AddHardware",
@@ -60,7 +66,7 @@ class CreateAccount(_Op, frozen=True):
 class IssueApiKey(_Op, frozen=True):
     """Another API key for an account (rotation: issue the new one, then revoke the old)."""
 
-    account_id: int
+    account_id: AccountId
     prefix: str
     digest: str
     origin: str = "generated"
@@ -71,13 +77,13 @@ class RevokeApiKey(_Op, frozen=True):
 
 
 class Deposit(_Op, frozen=True):
-    account_id: int
-    amount: int
+    account_id: AccountId
+    amount: Money
 
 
 class Withdraw(_Op, frozen=True):
-    account_id: int
-    amount: int
+    account_id: AccountId
+    amount: Money
 
 
 class FigureIn(msgspec.Struct, frozen=True):
@@ -146,15 +152,15 @@ class CreateTier(_Op, frozen=True):
     precision: str
     gpu_class: str
     min_green_grade: str | None
-    tick: int
-    lot: int
-    min_quantity: int
-    max_quantity: int
+    tick: Price
+    lot: Quantity
+    min_quantity: Quantity
+    max_quantity: Quantity
     price_band_bps: int
     maker_fee_bps: int
     taker_fee_bps: int
     shortfall_penalty_bps: int
-    reference_price: int
+    reference_price: Price
     regions: list[str] = []
     arithmetic_intensity: int | None = None
     window_hours: int = 1
@@ -169,12 +175,12 @@ class UpdateTier(_Op, frozen=True):
     taker_fee_bps: int | None = None
     price_band_bps: int | None = None
     shortfall_penalty_bps: int | None = None
-    reference_price: int | None = None
+    reference_price: Price | None = None
     list_ahead_hours: int | None = None
 
 
 class RegisterSite(_Op, frozen=True):
-    owner: int
+    owner: AccountId
     name: str
     region: str
     pue: str
@@ -184,60 +190,60 @@ class RegisterSite(_Op, frozen=True):
 
 
 class AddPool(_Op, frozen=True):
-    owner: int
+    owner: AccountId
     site_id: int
     hardware_id: str
     count: int
 
 
 class PlaceOrder(_Op, frozen=True):
-    account_id: int
-    symbol: str
+    account_id: AccountId
+    symbol: Symbol
     side: Side
-    quantity: int
-    price: int | None = None
+    quantity: Quantity
+    price: Price | None = None
     order_type: OrderType = OrderType.LIMIT
     time_in_force: TimeInForce = TimeInForce.GTC
-    expire_time: int | None = None
+    expire_time: Timestamp | None = None
     post_only: bool = False
     stp: SelfTradePrevention = SelfTradePrevention.CANCEL_NEWEST
     client_order_id: str | None = None
 
 
 class CancelOrder(_Op, frozen=True):
-    account_id: int
-    order_id: int
+    account_id: AccountId
+    order_id: OrderId
 
 
 class CancelAll(_Op, frozen=True):
-    account_id: int
-    symbol: str | None = None
+    account_id: AccountId
+    symbol: Symbol | None = None
 
 
 class AmendOrder(_Op, frozen=True):
-    account_id: int
-    order_id: int
-    price: int | None = None
-    quantity: int | None = None
+    account_id: AccountId
+    order_id: OrderId
+    price: Price | None = None
+    quantity: Quantity | None = None
 
 
 class ReportDelivery(_Op, frozen=True):
-    account_id: int
+    account_id: AccountId
     contract_id: int
     pool_id: int
     device_seconds: int
 
 
 class AdvanceClock(_Op, frozen=True):
-    to: int
+    to: Timestamp
 
 
 class HaltInstrument(_Op, frozen=True):
-    symbol: str
+    symbol: Symbol
 
 
 class ResumeInstrument(_Op, frozen=True):
-    symbol: str
+    symbol: Symbol
 
 
 Operation = (

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from api.demo.scenario import LOT, QTY_UNITS, TIERS, BuyerSpec, MakerSpec, SellerSpec, cny
+from exchange.ids import AccountId, Symbol, Timestamp
 from exchange.operations import PlaceOrder
 from exchange.orders import Side, TimeInForce
 from exchange.products import Precision
+from exchange.units import Price, Quantity
 from pricing import AcceleratorModel, rated_pf
 
 __all__ = [
@@ -206,13 +208,13 @@ def zi_order(
     if role.side is Side.SELL and price < seller_min_price(role):
         return None
     return PlaceOrder(
-        account_id=role.account_id,
-        symbol=role.symbol,
+        account_id=AccountId(role.account_id),
+        symbol=Symbol(role.symbol),
         side=role.side or Side.BUY,
-        quantity=lots * LOT,
-        price=price,
+        quantity=Quantity(lots * LOT),
+        price=Price(price),
         time_in_force=TimeInForce.GTD,
-        expire_time=now + rng.randint(1, 4) * step_us,
+        expire_time=Timestamp(now + rng.randint(1, 4) * step_us),
     )
 
 
@@ -236,12 +238,12 @@ def maker_quotes(
 
 def _maker_order(role: Role, side: Side, price: int, now: int, step_us: int) -> PlaceOrder:
     return PlaceOrder(
-        account_id=role.account_id,
-        symbol=role.symbol,
+        account_id=AccountId(role.account_id),
+        symbol=Symbol(role.symbol),
         side=side,
-        quantity=role.quote,
-        price=price,
+        quantity=Quantity(role.quote),
+        price=Price(price),
         time_in_force=TimeInForce.GTD,
-        expire_time=now + step_us,
+        expire_time=Timestamp(now + step_us),
         post_only=True,
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from exchange.operations import CreateGpuClass, CreateTier
+from exchange.units import Price, Quantity
 
 __all__ = [
     "CLASSES",
@@ -88,15 +89,15 @@ def _tier(
         precision=precision,
         gpu_class=gpu_class,
         min_green_grade=grade,
-        tick=TICK,
-        lot=LOT,
-        min_quantity=LOT,
-        max_quantity=100 * QTY_UNITS,
+        tick=Price(TICK),
+        lot=Quantity(LOT),
+        min_quantity=Quantity(LOT),
+        max_quantity=Quantity(100 * QTY_UNITS),
         price_band_bps=4_000,
         maker_fee_bps=5,
         taker_fee_bps=10,
         shortfall_penalty_bps=2_000,
-        reference_price=cny(ref),
+        reference_price=Price(cny(ref)),
         list_ahead_hours=12,
         gate_closure_minutes=60,
         arithmetic_intensity=arithmetic_intensity,

@@ -48,7 +48,7 @@ from api.demo.scenario import (
 )
 from api.service import ExchangeService, Submission
 from exchange.core import ExchangeCore, OrderState, Rejected
-from exchange.ids import Timestamp
+from exchange.ids import AccountId, Timestamp
 from exchange.invariants import InvariantViolation
 from exchange.ledger import EXCHANGE, AccountKind
 from exchange.operations import (
@@ -66,6 +66,7 @@ from exchange.operations import (
 from exchange.orders import Side
 from exchange.products import HOUR_US
 from exchange.settlement import ContractState
+from exchange.units import Money
 from pricing import (
     CurvePoint,
     IndexValue,
@@ -247,7 +248,7 @@ class _Demo:
             holder.account_id = self._account(holder.name, holder.deposit)
             site = run(
                 RegisterSite(
-                    owner=holder.account_id,
+                    owner=AccountId(holder.account_id),
                     name=holder.site.name,
                     region=holder.site.region,
                     pue=holder.site.pue,
@@ -257,7 +258,12 @@ class _Demo:
             )
             holder.site_id = site.id  # type: ignore[attr-defined]
             pool = run(
-                AddPool(holder.account_id, holder.site_id, holder.site.hardware_id, holder.devices)
+                AddPool(
+                    AccountId(holder.account_id),
+                    holder.site_id,
+                    holder.site.hardware_id,
+                    holder.devices,
+                )
             )
             holder.pool_id = pool.id  # type: ignore[attr-defined]
         # Buyers' demand: together about 1.25 x the sellers' offered capacity per window.
@@ -281,7 +287,7 @@ class _Demo:
         account = self.run(CreateAccount(name, "trader"))
         account_id: int = account.id  # type: ignore[attr-defined]
         self.name_of[account_id] = name
-        self.run(Deposit(account_id, deposit))
+        self.run(Deposit(AccountId(account_id), Money(deposit)))
         self.result.deposits += deposit
         return account_id
 
@@ -398,7 +404,7 @@ class _Demo:
             ops.extend(self._orders(now))
         showcase = self.showcase is not None and now == self.showcase_at
         if not showcase:
-            ops.append(AdvanceClock(then))
+            ops.append(AdvanceClock(Timestamp(then)))
         for item in self.submit(ops):
             if isinstance(item.outcome, OrderState):
                 self.result.orders_placed += 1
@@ -409,7 +415,7 @@ class _Demo:
                     )
         if showcase:
             self._snapshot_depth(now)
-            self.submit([AdvanceClock(then)])
+            self.submit([AdvanceClock(Timestamp(then))])
         self._absorb_contracts()
 
     def _orders(self, now: int) -> list[Operation]:
@@ -464,7 +470,7 @@ class _Demo:
             needed = Fraction(c.quantity, 1_000_000) * 3600 / rated  # device-seconds
             seconds = math.ceil(needed) if pct == 100 else math.floor(needed * pct / 100)
             seconds = min(seconds, pool.count * 3600 * len(inst.hours))
-            ops.append(ReportDelivery(c.seller, cid, pool.id, seconds))
+            ops.append(ReportDelivery(AccountId(c.seller), cid, pool.id, seconds))
         self.result.deliveries_reported += len(ops)
         return ops
 
@@ -567,7 +573,7 @@ class _Demo:
         for account_id in sorted(self.name_of):
             half = balance(account_id, AccountKind.AVAILABLE) // 2
             if half > 0:
-                ops.append(Withdraw(account_id, half))
+                ops.append(Withdraw(AccountId(account_id), Money(half)))
         for item in self.submit(ops):
             if item.error is None:
                 assert isinstance(item.op, Withdraw)

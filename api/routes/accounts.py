@@ -34,11 +34,12 @@ from api.routes.common import submit_change, submit_idempotent
 from api.schemas import AMOUNT, AccountIn, AmountIn, Id, IdempotencyKey
 from api.views import account_view, key_view, transfer_view
 from exchange.core import AccountRecord
+from exchange.ids import AccountId
 from exchange.keys import ApiKeyRecord
 from exchange.ledger import AccountKind, Transfer, TransferCode
 from exchange.operations import CreateAccount, Deposit, IssueApiKey, RevokeApiKey, Withdraw
 from exchange.refusals import Refusal
-from exchange.units import parse_money
+from exchange.units import Money, parse_money
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 IdemKey = Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")]
@@ -77,7 +78,7 @@ async def issue_key(
     """Another API key for an account, shown in this response only. To rotate a key,
     issue the new one, move the clients to it, then revoke the old one."""
     key = generate_key()
-    op = IssueApiKey(account_id, key_prefix(key), generated_digest(key))
+    op = IssueApiKey(AccountId(account_id), key_prefix(key), generated_digest(key))
 
     def render(record: ApiKeyRecord) -> dict[str, Any]:
         return {**key_view(record), "api_key": key}
@@ -125,13 +126,13 @@ async def _money_movement(
     admin: AccountRecord,
     idempotency_key: str | None,
 ) -> FastJSONResponse:
-    amount = AMOUNT.parse(body.amount, "amount") or 0
+    amount = Money(AMOUNT.parse(body.amount, "amount") or 0)
     return await submit_idempotent(
         ctx,
         admin,
         idempotency_key,
         {"account": account_id, **body.model_dump()},
-        op(account_id, amount),
+        op(AccountId(account_id), amount),
         _transfer,
     )
 

@@ -35,6 +35,7 @@ from api.schemas import (
 )
 from api.views import gpu_class_view, hardware_view, instrument_view, tier_view
 from exchange.core import AccountRecord, InstrumentRecord, TierRecord
+from exchange.ids import Symbol as SymbolId
 from exchange.operations import (
     AddHardware,
     CreateGpuClass,
@@ -44,6 +45,7 @@ from exchange.operations import (
     UpdateTier,
 )
 from exchange.operations import FigureIn as Figure
+from exchange.units import Price, Quantity
 from pricing import AcceleratorModel, GpuClass
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -155,16 +157,16 @@ async def create_tier(
         gpu_class=body.gpu_class,
         min_green_grade=body.min_green_grade,
         regions=list(body.regions or []),
-        tick=PRICE.parse(body.tick_size, "tick_size") or 0,
-        lot=QUANTITY.parse(body.lot_size, "lot_size") or 0,
-        min_quantity=QUANTITY.parse(body.min_quantity, "min_quantity") or 0,
-        max_quantity=QUANTITY.parse(body.max_quantity, "max_quantity") or 0,
+        tick=Price(PRICE.parse(body.tick_size, "tick_size") or 0),
+        lot=Quantity(QUANTITY.parse(body.lot_size, "lot_size") or 0),
+        min_quantity=Quantity(QUANTITY.parse(body.min_quantity, "min_quantity") or 0),
+        max_quantity=Quantity(QUANTITY.parse(body.max_quantity, "max_quantity") or 0),
         price_band_bps=BAND_PCT.parse(body.price_band_pct, "price_band_pct") or 0,
         maker_fee_bps=body.maker_fee_bps,
         taker_fee_bps=body.taker_fee_bps,
         shortfall_penalty_bps=PENALTY_PCT.parse(body.shortfall_penalty_pct, "shortfall_penalty_pct")
         or 0,
-        reference_price=PRICE.parse(body.reference_price, "reference_price") or 0,
+        reference_price=Price(PRICE.parse(body.reference_price, "reference_price") or 0),
         arithmetic_intensity=body.arithmetic_intensity,
         window_hours=body.window_hours,
         list_ahead_hours=body.list_ahead_hours,
@@ -183,6 +185,7 @@ async def create_tier(
 async def update_tier(
     code: Code, body: TierPatch, ctx: ContextDep, admin: AdminAccount
 ) -> dict[str, Any]:
+    reference = PRICE.parse(body.reference_price, "reference_price")
     op = UpdateTier(
         code=code,
         status=body.status,
@@ -192,7 +195,7 @@ async def update_tier(
         shortfall_penalty_bps=PENALTY_PCT.parse(
             body.shortfall_penalty_pct, "shortfall_penalty_pct"
         ),
-        reference_price=PRICE.parse(body.reference_price, "reference_price"),
+        reference_price=Price(reference) if reference is not None else None,
         list_ahead_hours=body.list_ahead_hours,
     )
     result: dict[str, Any] = await submit_change(ctx, admin, op, tier_view)
@@ -242,7 +245,7 @@ async def _instrument_action(
     **answers(404, 422, 429, 503, key="admin"),
 )
 async def halt(symbol: Symbol, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
-    return await _instrument_action(ctx, admin, HaltInstrument(symbol))
+    return await _instrument_action(ctx, admin, HaltInstrument(SymbolId(symbol)))
 
 
 @router.post(
@@ -251,4 +254,4 @@ async def halt(symbol: Symbol, ctx: ContextDep, admin: AdminAccount) -> dict[str
     **answers(404, 422, 429, 503, key="admin"),
 )
 async def resume(symbol: Symbol, ctx: ContextDep, admin: AdminAccount) -> dict[str, Any]:
-    return await _instrument_action(ctx, admin, ResumeInstrument(symbol))
+    return await _instrument_action(ctx, admin, ResumeInstrument(SymbolId(symbol)))

@@ -12,6 +12,7 @@ from api.responses import BODY, ClockOut, HealthOut, answers
 from api.routes.common import submit_change
 from api.schemas import MAX_ADVANCE_SECONDS, ClockIn
 from api.views import iso, parse_time
+from exchange.ids import Timestamp
 from exchange.operations import AdvanceClock
 from exchange.refusals import Refusal
 
@@ -62,5 +63,5 @@ async def advance_clock(body: ClockIn, ctx: ContextDep, admin: AdminAccount) -> 
             )
     else:
         target = service.core.query.now() + (body.advance_seconds or 0) * 1_000_000
-    await submit_change(ctx, admin, AdvanceClock(target), None)
+    await submit_change(ctx, admin, AdvanceClock(Timestamp(target)), None)
     return {"now": iso(service.core.query.now()), "mode": service.clock}

@@ -36,10 +36,12 @@ from api.service import Submission
 from api.views import iso, order_view, parse_time
 from api.wire import OrderWire, decode_batch, decode_order, price_units, quantity_units
 from exchange.core import AccountRecord, OrderState, same_order
+from exchange.ids import AccountId, OrderId, Timestamp
+from exchange.ids import Symbol as SymbolId
 from exchange.operations import AmendOrder, CancelAll, CancelOrder, PlaceOrder
 from exchange.orders import OrderType, SelfTradePrevention, Side, TimeInForce
 from exchange.refusals import Refusal
-from exchange.units import format_money, format_price, format_quantity
+from exchange.units import Quantity, format_money, format_price, format_quantity
 
 router = APIRouter(prefix="/v1", tags=["orders"])
 #: The instrument filter of the lists and of cancel-all.
@@ -60,14 +62,14 @@ def to_operation(account: AccountRecord, body: OrderWire) -> PlaceOrder:
     expire = None
     if body.expire_time is not None:
         try:
-            expire = parse_time(body.expire_time)
+            expire = Timestamp(parse_time(body.expire_time))
         except ValueError as exc:
             raise ApiError(Refusal.INVALID_EXPIRE_TIME, field="expire_time", reason=exc) from exc
     return PlaceOrder(
-        account_id=account.id,
-        symbol=body.instrument,
+        account_id=AccountId(account.id),
+        symbol=SymbolId(body.instrument),
         side=_SIDES[body.side],
-        quantity=quantity_units(body.quantity) or 0,
+        quantity=quantity_units(body.quantity) or Quantity(0),
         price=price_units(body.price),
         order_type=_TYPES[body.type],
         time_in_force=_TIFS[tif],
@@ -279,7 +281,12 @@ async def amend_order(
     if body.price is None and body.quantity is None:
         raise ApiError(Refusal.NOTHING_TO_AMEND)
     throttle(ctx, account)
-    op = AmendOrder(account.id, order_id, price_units(body.price), quantity_units(body.quantity))
+    op = AmendOrder(
+        AccountId(account.id),
+        OrderId(order_id),
+        price_units(body.price),
+        quantity_units(body.quantity),
+    )
     return FastJSONResponse(await ctx.service.submit(op, order_view))
 
 
@@ -288,7 +295,9 @@ async def cancel_order(order_id: Id, request: Request) -> FastJSONResponse:
     """Cancel; never rate limited, so a throttled client can still pull its orders."""
     ctx, account = request_account(request)
     _own_order(ctx, account, order_id)
-    return FastJSONResponse(await ctx.service.submit(CancelOrder(account.id, order_id), order_view))
+    return FastJSONResponse(
+        await ctx.service.submit(CancelOrder(AccountId(account.id), OrderId(order_id)), order_view)
+    )
 
 
 @router.delete("/orders", response_model=CancelAllOut, **answers(404, 422, 503, key="key"))
@@ -298,7 +307,8 @@ async def cancel_all(
     def render(orders: list[OrderState]) -> list[dict[str, Any]]:
         return [order_view(o) for o in orders]
 
-    cancelled = await ctx.service.submit(CancelAll(account.id, instrument), render)
+    symbol = SymbolId(instrument) if instrument is not None else None
+    cancelled = await ctx.service.submit(CancelAll(AccountId(account.id), symbol), render)
     return {"cancelled": cancelled}
 
 

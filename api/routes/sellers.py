@@ -13,6 +13,7 @@ from api.routes.common import submit_idempotent
 from api.schemas import ContractState, DeliveryIn, Id, IdempotencyKey, PoolIn, SiteIn, Symbol
 from api.views import contract_view, pool_view, site_view
 from exchange.core import PoolRecord, SiteRecord
+from exchange.ids import AccountId
 from exchange.operations import AddPool, RegisterSite, ReportDelivery
 from exchange.refusals import Refusal
 from exchange.settlement import Contract
@@ -30,7 +31,7 @@ async def register_site(
 ) -> FastJSONResponse:
     """Register a data-centre site; its emission factor defaults from the region."""
     op = RegisterSite(
-        account.id,
+        AccountId(account.id),
         body.name,
         body.region,
         body.pue,
@@ -72,7 +73,7 @@ async def add_pool(
     account: CurrentAccount,
     idempotency_key: IdemKey = None,
 ) -> FastJSONResponse:
-    op = AddPool(account.id, site_id, body.hardware_id, body.count)
+    op = AddPool(AccountId(account.id), site_id, body.hardware_id, body.count)
 
     def render(pool: PoolRecord) -> dict[str, Any]:
         return pool_view(pool)
@@ -142,7 +143,7 @@ async def report_delivery(
 ) -> FastJSONResponse:
     """The seller reports device-seconds made available; metering converts them to PF·h."""
     core = ctx.service.core
-    op = ReportDelivery(account.id, contract_id, body.pool_id, body.device_seconds)
+    op = ReportDelivery(AccountId(account.id), contract_id, body.pool_id, body.device_seconds)
 
     def render(contract: Contract) -> dict[str, Any]:
         return contract_view(core, contract, account.id)

@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 
 from exchange.components.bounds import NAME_MAX
 from exchange.components.clock import Time
-from exchange.ids import Timestamp
 from exchange.keys import ApiKeyBook, ApiKeyRecord
 from exchange.ledger import AccountKind, Ledger, LedgerError
 from exchange.operations import CreateAccount, Deposit, IssueApiKey, RevokeApiKey, Withdraw
@@ -75,16 +74,14 @@ class Accounts:
         self.account(op.account_id)
         if op.amount <= 0:
             raise Refusal.INVALID_AMOUNT.reject(subject="a deposit")
-        return self.ledger.deposit(Timestamp(self._time.now), op.account_id, op.amount, "deposit")
+        return self.ledger.deposit(self._time.now, op.account_id, op.amount, "deposit")
 
     def withdraw(self, op: Withdraw) -> Any:
         self.account(op.account_id)
         if op.amount <= 0:
             raise Refusal.INVALID_AMOUNT.reject(subject="a withdrawal")
         try:
-            return self.ledger.withdraw(
-                Timestamp(self._time.now), op.account_id, op.amount, "withdrawal"
-            )
+            return self.ledger.withdraw(self._time.now, op.account_id, op.amount, "withdrawal")
         except LedgerError as exc:
             raise Rejected(exc.code, **exc.fields) from exc
 

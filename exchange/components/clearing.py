@@ -201,7 +201,7 @@ class Clearing:
             return False
         settled = contract_state_after(contract.state, ContractEvent.SETTLE)
         legs = settlement_legs(contract, contract.delivered_quantity)
-        ts = Timestamp(self._time.now)
+        ts = self._time.now
         ref = f"contract:{contract_id}"
         escrow = (contract.buyer, AccountKind.ESCROW)
         collateral = (contract.seller, AccountKind.COLLATERAL)

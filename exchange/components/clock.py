@@ -35,7 +35,7 @@ class Time:
     REFERENCES: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, grace_us: int) -> None:
-        self.now = 0
+        self.now = Timestamp(0)
         #: Reporting grace after a window ends, before final settlement.
         self.grace_us = grace_us
         self._ids = {"account": 1, "order": 1, "contract": 1, "site": 1, "pool": 1}
@@ -111,13 +111,13 @@ class Clock:
             candidates = [t for t in (due_action, due_expiry) if t is not None and t <= op.to]
             if not candidates:
                 break
-            ts = max(min(candidates), time.now)
+            ts = Timestamp(max(min(candidates), time.now))
             time.now = ts
-            run(engine.advance_time(Timestamp(ts)))
+            run(engine.advance_time(ts))
             while (due := time.pop_due(ts)) is not None:
                 self._act(*due)
         time.now = op.to
-        run(engine.advance_time(Timestamp(op.to)))
+        run(engine.advance_time(op.to))
         self._listing.refresh_references()
         return time.now
 

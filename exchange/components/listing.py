@@ -117,10 +117,10 @@ class Listing:
                 code=op.code,
                 precision=precision(op.precision),
                 gpu_class=op.gpu_class,
-                tick=Price(op.tick),
-                lot=Quantity(op.lot),
-                min_quantity=Quantity(op.min_quantity),
-                max_quantity=Quantity(op.max_quantity),
+                tick=op.tick,
+                lot=op.lot,
+                min_quantity=op.min_quantity,
+                max_quantity=op.max_quantity,
                 price_band_bps=op.price_band_bps,
                 maker_fee_bps=op.maker_fee_bps,
                 taker_fee_bps=op.taker_fee_bps,
@@ -131,7 +131,7 @@ class Listing:
                 window_hours=op.window_hours,
                 list_ahead_hours=op.list_ahead_hours,
                 gate_closure_minutes=op.gate_closure_minutes,
-                reference_price=Price(op.reference_price),
+                reference_price=op.reference_price,
             )
         except TierError as exc:
             raise Refusal.INVALID_TIER.reject(reason=str(exc)) from exc
@@ -146,11 +146,11 @@ class Listing:
         start = -(-(now + gate_us + 1) // window_us) * window_us
         record = TierRecord(
             tier,
-            Price(op.reference_price),
+            op.reference_price,
             TierStatus.ACTIVE,
             now,
             start,
-            Price(op.reference_price),
+            op.reference_price,
         )
         self.tiers[tier.code] = record
         self._list_due(record)
@@ -180,7 +180,7 @@ class Listing:
             if value is not None:
                 changes[name] = value
         if op.reference_price is not None:
-            changes["reference_price"] = Price(op.reference_price)
+            changes["reference_price"] = op.reference_price
         tier = record.tier
         if changes:
             try:
@@ -191,7 +191,7 @@ class Listing:
         old_status = record.status
         record.tier = tier
         if op.reference_price is not None:
-            record.admin_price = Price(op.reference_price)
+            record.admin_price = op.reference_price
             if not record.trades:
                 record.reference = record.admin_price
             record.dirty = True
@@ -259,9 +259,7 @@ class Listing:
         if not (record.dirty or force):
             return
         record.dirty = False
-        new = reference_price(
-            record.tier, record.admin_price, record.trades, Timestamp(self._time.now)
-        )
+        new = reference_price(record.tier, record.admin_price, record.trades, self._time.now)
         if new.price == record.reference and not force:
             return
         record.reference = new.price
@@ -315,7 +313,7 @@ class Listing:
         inst.contract_ids.append(contract_id)
         inst.last_price = Price(price)
         tier_record = self.tiers[inst.instrument.tier.code]
-        print_ = TradePrint(symbol, Price(price), Quantity(quantity), Timestamp(self._time.now))
+        print_ = TradePrint(symbol, Price(price), Quantity(quantity), self._time.now)
         inst.trades.append(print_)
         tier_record.trades.append(print_)
         tier_record.dirty = True

@@ -18,7 +18,7 @@ from exchange.components.listing import Listing
 from exchange.components.sites import Sites
 from exchange.engine import Market, MatchingEngine
 from exchange.events import OrderAmended, OrderCancelled, OrderExpired, SelfTradePrevented, Trade
-from exchange.ids import AccountId, OrderId, Symbol, Timestamp, format_timestamp
+from exchange.ids import OrderId, Symbol, Timestamp, format_timestamp
 from exchange.invariants import InvariantViolation, check
 from exchange.ledger import Ledger
 from exchange.lifecycle import ORDER_TRANSITIONS, OrderEvent, order_status_after
@@ -35,7 +35,7 @@ from exchange.records import Fill, OrderState, Rejected, same_order
 from exchange.refusals import Refusal
 from exchange.risk import buy_hold, fee, sell_collateral
 from exchange.settlement import Liquidity
-from exchange.units import Price, Quantity, format_money, format_price, format_quantity
+from exchange.units import Quantity, format_money, format_price, format_quantity
 
 __all__ = ["Trading"]
 
@@ -294,11 +294,11 @@ class Trading:
             order_id,  # type: ignore[arg-type]
             symbol,
             side,
-            op.price,  # type: ignore[arg-type]
-            quantity,  # type: ignore[arg-type]
+            op.price,
+            quantity,
             op.order_type,
             op.time_in_force,
-            op.expire_time,  # type: ignore[arg-type]
+            op.expire_time,
             op.post_only,
         )
         if code is not ResultCode.OK:
@@ -310,7 +310,7 @@ class Trading:
             raise Refusal.TOO_MANY_OPEN_ORDERS.reject(
                 limit=limits.open_orders_per_instrument, scope="in one instrument"
             )
-        if engine.open_order_count(account_id) >= limits.open_orders:  # type: ignore[arg-type]
+        if engine.open_order_count(account_id) >= limits.open_orders:
             raise Refusal.TOO_MANY_OPEN_ORDERS.reject(
                 limit=limits.open_orders, scope="over all instruments"
             )
@@ -363,7 +363,7 @@ class Trading:
             updated_at=now,
             fills=[],
         )
-        hold = ledger.open_hold(now, account_id, need, f"order:{order_id}")  # type: ignore[arg-type]
+        hold = ledger.open_hold(now, account_id, need, f"order:{order_id}")
         order.hold_id = hold.id
         self.orders[order_id] = order
         account_orders = self.account_orders.get(account_id)
@@ -378,14 +378,14 @@ class Trading:
         journal.touched_orders.add(order_id)
         outcome = engine.place(
             order_id,  # type: ignore[arg-type]
-            account_id,  # type: ignore[arg-type]
+            account_id,
             symbol,
             side,
-            op.price,  # type: ignore[arg-type]
-            quantity,  # type: ignore[arg-type]
+            op.price,
+            quantity,
             op.order_type,
             op.time_in_force,
-            op.expire_time,  # type: ignore[arg-type]
+            op.expire_time,
             op.post_only,
             op.stp,
         )
@@ -409,7 +409,7 @@ class Trading:
 
     def cancel_order(self, op: CancelOrder) -> OrderState:
         order = self._own_open_order(op.account_id, op.order_id)
-        outcome = self.engine.cancel(AccountId(op.account_id), OrderId(op.order_id))
+        outcome = self.engine.cancel(op.account_id, op.order_id)
         check(outcome.result is ResultCode.OK, "open order %s not in the book", op.order_id)
         self._journal.run(outcome)
         return order
@@ -418,9 +418,7 @@ class Trading:
         self._accounts.account(op.account_id)
         if op.symbol is not None:
             self._listing.instrument(op.symbol)
-        outcome = self.engine.cancel_all(
-            AccountId(op.account_id), Symbol(op.symbol) if op.symbol else None
-        )
+        outcome = self.engine.cancel_all(op.account_id, op.symbol)
         self._journal.run(outcome)
         return [self.orders[e.order_id] for e in outcome.events if isinstance(e, OrderCancelled)]
 
@@ -435,9 +433,9 @@ class Trading:
         if engine_quantity is not None and engine_quantity <= 0:
             raise _amend_refused(ResultCode.AMEND_BELOW_FILLED, engine, op, order)
         code = engine.validate_amend(
-            AccountId(op.account_id),
-            OrderId(op.order_id),
-            Price(op.price) if op.price is not None else None,
+            op.account_id,
+            op.order_id,
+            op.price,
             engine_quantity,
         )
         if code is not ResultCode.OK:
@@ -480,14 +478,14 @@ class Trading:
 
         # ---- accepted.
         if need > pending:
-            ledger.increase_hold(Timestamp(self._time.now), hold_id, need - pending)
+            ledger.increase_hold(self._time.now, hold_id, need - pending)
         if order.side is Side.SELL and new_remaining < order.remaining:
             capacity.release(order.id, order.remaining - new_remaining)
         order.risk_price = risk_price
         outcome = engine.amend(
-            AccountId(op.account_id),
-            OrderId(op.order_id),
-            Price(op.price) if op.price is not None else None,
+            op.account_id,
+            op.order_id,
+            op.price,
             engine_quantity,
         )
         check(outcome.result is ResultCode.OK, "validated amendment refused by the engine")
@@ -574,7 +572,7 @@ class Trading:
         hold = self._ledger.holds[order.hold_id]
         excess = hold.pending - self.required(order)
         check(excess >= 0, "order %s holds less than it needs", order.id)
-        self._ledger.release(Timestamp(self._time.now), order.hold_id, excess)
+        self._ledger.release(self._time.now, order.hold_id, excess)
 
     def _finish(self, order: OrderState) -> None:
         """An order ended (its status already moved): close its hold exactly once,
