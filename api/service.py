@@ -742,9 +742,6 @@ class ExchangeService:
         items: list[Submission] = []
         try:
             while True:
-                written = self._projection_write
-                if written is not None and written.done():
-                    self._projection_write = None  # its outcome went to _projected()
                 if in_flight is None:
                     if self.snapshots is not None:
                         self._snapshot_if_due()
@@ -812,8 +809,8 @@ class ExchangeService:
         they commit while the log goes on (one projection write at a time, in order)."""
         if self._projection_write is not None:
             await self._settled(self._projection_write)
-            if not self._unprojected or not self._projection_due():
-                return  # it failed: retried once its pause has passed
+            if self._projecting or not self._unprojected or not self._projection_due():
+                return  # still held, or it failed: retried once its pause has passed
         # A chunk twice the size of the last group: under load the backlog shrinks by a
         # group's worth per round, so chunks never fall behind the log.
         batch, count = self._projection_batch(max(self.projection_chunk, 2 * self._last_group))
@@ -829,6 +826,11 @@ class ExchangeService:
     def _projected(self, write: asyncio.Future[None], count: int) -> None:
         """A projection write ended: move the watermark, or, if it failed, keep its
         operations pending and retry later (the log, which is intact, goes on)."""
+        # Only now is the write over for the writer: between the future's end and this
+        # callback its operations are still pending, and a write started in that gap
+        # would write them twice.
+        if self._projection_write is write:
+            self._projection_write = None
         if write.cancelled():
             return
         error = write.exception()
