@@ -750,9 +750,7 @@ class ExchangeService:
                         if self._unprojected and queue.empty() and self._projection_due():
                             continue  # the next chunk: nothing else is waiting
                     if self._flush_waiters and not self._unprojected:
-                        if self._projection_write is not None:
-                            await self._settled(self._projection_write)
-                            self._projection_write = None
+                        await self._await_projection()
                         for waiter in self._flush_waiters:
                             if not waiter.done():
                                 waiter.set_result(None)
@@ -796,11 +794,17 @@ class ExchangeService:
             if isinstance(exc, asyncio.CancelledError):
                 raise
 
-    @staticmethod
-    async def _settled(write: asyncio.Future[None]) -> None:
-        """Wait for a projection write to end; its failure is _projected()'s to handle."""
+    async def _await_projection(self) -> None:
+        """Wait for the projection write in flight, if any, and handle its outcome now:
+        a future that has ended may not have run its callback yet, and until it has, its
+        operations look pending (a write started then would write them twice, and a loop
+        that waits for the callback without yielding would never let it run)."""
+        write = self._projection_write
+        if write is None:
+            return
         with contextlib.suppress(Exception):
             await write
+        self._projected(write, self._projecting)  # nothing if its callback came first
 
     async def _start_projection(self, loop: asyncio.AbstractEventLoop) -> None:
         """Write the projections of the oldest operations applied (all of them committed to
@@ -808,9 +812,9 @@ class ExchangeService:
         writer's connection, the log waits for them; on a connection of their own,
         they commit while the log goes on (one projection write at a time, in order)."""
         if self._projection_write is not None:
-            await self._settled(self._projection_write)
-            if self._projecting or not self._unprojected or not self._projection_due():
-                return  # still held, or it failed: retried once its pause has passed
+            await self._await_projection()
+            if not self._unprojected or not self._projection_due():
+                return  # it failed: retried once its pause has passed
         # A chunk twice the size of the last group: under load the backlog shrinks by a
         # group's worth per round, so chunks never fall behind the log.
         batch, count = self._projection_batch(max(self.projection_chunk, 2 * self._last_group))
@@ -821,16 +825,14 @@ class ExchangeService:
         self._projection_write = write
         self._projecting = count
         if self._projector is None:
-            await self._settled(write)
+            await self._await_projection()
 
     def _projected(self, write: asyncio.Future[None], count: int) -> None:
         """A projection write ended: move the watermark, or, if it failed, keep its
         operations pending and retry later (the log, which is intact, goes on)."""
-        # Only now is the write over for the writer: between the future's end and this
-        # callback its operations are still pending, and a write started in that gap
-        # would write them twice.
-        if self._projection_write is write:
-            self._projection_write = None
+        if self._projection_write is not write:
+            return  # handled already (by _await_projection or this callback)
+        self._projection_write = None
         if write.cancelled():
             return
         error = write.exception()
