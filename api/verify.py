@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from api import snapshot
 from api.db.chain import GENESIS, LogDamaged
-from api.db.store import DatabaseRefused, Store
+from api.db.store import DatabaseRefused, LogEntry, Store
 from api.startup import StartupError, shown
 from exchange.core import ExchangeCore, Rejected
 from exchange.genesis import begin_replay, replaying_core
@@ -42,6 +42,18 @@ class Replayed:
     state_hash: str
     projected: int
     snapshots: list[SnapshotCheck] = field(default_factory=list)
+
+
+def _replay_entry(core: ExchangeCore, entry: LogEntry) -> None:
+    """Apply one log row on replay: a row the core refuses is a damaged log."""
+    if entry.seq == 1:
+        begin_replay(core, entry.op)
+    try:
+        core.apply(entry.op)
+    except Rejected as exc:
+        what = f"the operation is refused on replay ({exc.code})"
+        raise LogDamaged(entry.seq, what) from exc
+    core.take_changes()
 
 
 def _check_snapshots(
@@ -88,14 +100,7 @@ def replay_database(url: str, snapshot_dir: Path | None = None) -> Replayed:
         core = replaying_core()
         head, count = GENESIS, 0
         for entry in store.read_log():
-            if entry.seq == 1:
-                begin_replay(core, entry.op)
-            try:
-                core.apply(entry.op)
-            except Rejected as exc:
-                what = f"the operation is refused on replay ({exc.code})"
-                raise LogDamaged(entry.seq, what) from exc
-            core.take_changes()
+            _replay_entry(core, entry)
             head, count = entry.chain, entry.seq
             if count in wanted:
                 at[count] = (head, core.state_hash())
@@ -145,14 +150,7 @@ def take_snapshot(url: str, directory: Path, keep: int) -> Taken:
             after, head = header.seq, bytes.fromhex(header.chain)
         seq = after
         for entry in store.read_log(after=after):
-            if entry.seq == 1:
-                begin_replay(core, entry.op)
-            try:
-                core.apply(entry.op)
-            except Rejected as exc:
-                what = f"the operation is refused on replay ({exc.code})"
-                raise LogDamaged(entry.seq, what) from exc
-            core.take_changes()
+            _replay_entry(core, entry)
             seq, head = entry.seq, entry.chain
         if seq == 0:
             raise StartupError(f"the database at {shown(url)} holds no operation yet")
