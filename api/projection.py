@@ -12,10 +12,12 @@ Recovery re-projects whatever lies past the watermark (:class:`api.service.Excha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
+from api.archive import archive_rows
 from api.db.chain import link
 from api.db.store import Batch
 from exchange.core import Changes, ExchangeCore, OrderState
@@ -44,7 +46,16 @@ from exchange.operations import (
 from exchange.settlement import Contract
 from exchange.units import format_money
 
-__all__ = ["Applied", "applied", "contract_row", "db_text", "log_row", "order_row", "project"]
+__all__ = [
+    "Applied",
+    "Retired",
+    "applied",
+    "contract_row",
+    "db_text",
+    "log_row",
+    "order_row",
+    "project",
+]
 
 
 class Applied(msgspec.Struct, gc=False):
@@ -228,14 +239,34 @@ def _key_row(batch: Batch, key: ApiKeyRecord) -> None:
     )
 
 
-def project(batch: Batch, core: ExchangeCore, run: list[Applied]) -> None:
+class Retired(msgspec.Struct, gc=False):
+    """Final records the core retired (with settled instruments), by id: where the rows
+    of a changed order or contract come from once it is no longer in the core."""
+
+    orders: dict[int, OrderState] = {}
+    contracts: dict[int, Contract] = {}
+
+    def add(self, changes: Changes) -> None:
+        self.orders.update(changes.retired_orders)
+        self.contracts.update(changes.retired_contracts)
+
+
+def project(
+    batch: Batch, core: ExchangeCore, run: list[Applied], retired: Retired | None = None
+) -> None:
     """Add the projection rows of a run of applied operations, in order, to ``batch``.
 
-    ``core`` must be in the state right after the run's last operation (upserted rows
-    are taken from it); the watermark is set to that operation's seq.
+    ``core`` must be in a state the run's last operation led to (upserted rows are taken
+    from it; an order or contract it retired since is taken from ``retired``, which must
+    hold every record retired by the run or after it, or from the run itself when
+    ``retired`` is None); the watermarks are set to the last operation's seq.
     """
     if not run:
         return
+    if retired is None:
+        retired = Retired({}, {})
+        for item in run:
+            retired.add(item.changes)
     for table, columns in (
         ("events", EVENT_COLUMNS),
         ("trades", TRADE_COLUMNS),
@@ -246,17 +277,44 @@ def project(batch: Batch, core: ExchangeCore, run: list[Applied]) -> None:
     orders: set[int] = set()
     contracts: set[int] = set()
     tiers = False
+    contract = _finder(core, retired)[1]
     for applied in run:
-        tiers |= _project_one(batch, core, applied, orders, contracts)
+        tiers |= _project_one(batch, core, applied, orders, contracts, contract)
     rows = batch.upserts.setdefault("orders", {})
-    query = core.query
+    order, contract = _finder(core, retired)
     for order_id in sorted(orders):
-        rows[order_id] = order_values(query.known_order(order_id))
+        rows[order_id] = order_values(order(order_id))
     for contract_id in sorted(contracts):
-        batch.upsert("contracts", contract_id, contract_row(query.known_contract(contract_id)))
+        batch.upsert("contracts", contract_id, contract_row(contract(contract_id)))
+    for item in run:
+        changes = item.changes
+        if changes.retired_orders or changes.retired_contracts:
+            for row in archive_rows(
+                changes.retired_orders.values(), changes.retired_contracts.values()
+            ):
+                batch.upsert("archive", (row["kind"], row["id"]), row)
     if tiers:
         _tier_rows(batch, core)
-    batch.upsert("projection_state", "tables", {"name": "tables", "seq": run[-1].seq})
+    seq = run[-1].seq
+    batch.upsert("projection_state", "tables", {"name": "tables", "seq": seq})
+    batch.upsert("projection_state", "archive", {"name": "archive", "seq": seq})
+
+
+def _finder(
+    core: ExchangeCore, retired: Retired
+) -> tuple[Callable[[int], OrderState], Callable[[int], Contract]]:
+    """Look-ups of an order and a contract by id: the core's, else the retired record."""
+    query = core.query
+
+    def order(order_id: int) -> OrderState:
+        found = query.order(order_id)
+        return found if found is not None else retired.orders[order_id]
+
+    def contract(contract_id: int) -> Contract:
+        found = query.contract(contract_id)
+        return found if found is not None else retired.contracts[contract_id]
+
+    return order, contract
 
 
 #: Events that write rows of their own besides their event row.
@@ -266,7 +324,12 @@ _ORDER_OPERATIONS = frozenset({PlaceOrder, AmendOrder, CancelOrder, CancelAll})
 
 
 def _project_one(
-    batch: Batch, core: ExchangeCore, applied: Applied, orders: set[int], contracts: set[int]
+    batch: Batch,
+    core: ExchangeCore,
+    applied: Applied,
+    orders: set[int],
+    contracts: set[int],
+    contract: Callable[[int], Contract],
 ) -> bool:
     """Rows of one operation; collects the orders and contracts to upsert. Returns whether
     the tiers' rows are to be rewritten."""
@@ -325,7 +388,7 @@ def _project_one(
     orders.update(changes.orders)
     contracts.update(changes.contracts)
     for contract_id in changes.settled:
-        c = core.query.known_contract(contract_id)
+        c = contract(contract_id)
         batch.insert(
             "settlements",
             {

@@ -43,10 +43,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api import snapshot
+from api.archive import archive_rows
 from api.db.chain import GENESIS
 from api.db.store import Batch, DatabaseRefused, Store
-from api.projection import Applied, applied, log_row, project
-from exchange.core import Rejected
+from api.projection import Applied, Retired, applied, log_row, project
+from exchange.core import Changes, OrderState, Rejected
 from exchange.events import Event
 from exchange.genesis import begin_replay, genesis_operations, replaying_core
 from exchange.ids import Timestamp
@@ -124,7 +125,7 @@ class Published:
     """What one commit made public: engine events and rendered private updates."""
 
     events: list[Event] = field(default_factory=list)
-    orders: list[tuple[int, int]] = field(default_factory=list)  # (account, order id)
+    orders: list[OrderState] = field(default_factory=list)  # changed, in id order
 
 
 #: A group being committed: its write, its items, what it publishes, its last seq.
@@ -188,6 +189,9 @@ class ExchangeService:
         self._loop_thread = 0
         # Applied and logged, not yet projected; and callers waiting for the projections.
         self._unprojected: list[Applied] = []
+        # Records retired by operations not yet projected, and by which operation.
+        self._retired = Retired({}, {})
+        self._retired_at: deque[tuple[int, list[int], list[int]]] = deque()
         # Where projections commit on their own connection (PostgreSQL), their writes run
         # on this one thread, in order, while the log goes on being written.
         self._projector = (
@@ -238,8 +242,11 @@ class ExchangeService:
         refused rather than served as a younger exchange."""
         store = self.store
         projected = store.projected_seq()
+        # A database projected before there was an archive: the whole log is replayed
+        # once (no snapshot), and what it retires up to the watermark is archived.
+        backfill = Retired({}, {}) if store.projected_seq("archive") < projected else None
         started = time.perf_counter()
-        if self.snapshots is not None:
+        if self.snapshots is not None and backfill is None:
             found = snapshot.newest_usable(
                 store, self.snapshots.directory, projected=projected, clean=True
             )
@@ -264,6 +271,10 @@ class ExchangeService:
             self._chain = entry.chain
             if seq > projected:  # logged, but its projections were not written
                 self._unprojected.append(applied(core, seq, op, result, changes))
+                if changes.retired_orders or changes.retired_contracts:
+                    self._retire(seq, changes)
+            elif backfill is not None:
+                backfill.add(changes)
         #: Seconds start-up took to load its snapshot and to replay the log after it.
         self.recovery_seconds = (loaded - started, time.perf_counter() - loaded)
         if self.recovered_from:
@@ -285,6 +296,8 @@ class ExchangeService:
                 "the operation log is empty but the database holds accounts: the log was "
                 "lost; restore the database from a backup"
             )
+        if backfill is not None:
+            self._write_archive(backfill, projected)
         core.admitting = True
         self.committed_seq = self.seq
         if self.check_invariants:
@@ -300,13 +313,53 @@ class ExchangeService:
         The operations stay pending until the write succeeds (:meth:`_projection_done`)."""
         batch = Batch()
         run = self._unprojected if limit is None else self._unprojected[:limit]
-        project(batch, self.core, run)
+        project(batch, self.core, run, self._retired)
         return batch, len(run)
+
+    # ------------------------------------------------------------------ retirement
+    def _write_archive(self, retired: Retired, seq: int) -> None:
+        """Archive rows of records retired up to ``seq``, and the archive's watermark."""
+        batch = Batch()
+        for row in archive_rows(retired.orders.values(), retired.contracts.values()):
+            batch.upsert("archive", (row["kind"], row["id"]), row)
+        batch.upsert("projection_state", "archive", {"name": "archive", "seq": seq})
+        self.store.write_projection(batch)
+        log.info(
+            "archived %d orders and %d contracts of instruments settled before this version",
+            len(retired.orders),
+            len(retired.contracts),
+        )
+
+    def _retire(self, seq: int, changes: Changes) -> None:
+        """Records the core retired at ``seq`` are kept here until their archive rows are
+        written (:meth:`_projection_done`): until then no read finds them elsewhere."""
+        self._retired.add(changes)
+        self._retired_at.append(
+            (seq, list(changes.retired_orders), list(changes.retired_contracts))
+        )
+
+    def _order_finder(self, order_id: int) -> OrderState:
+        """An order the last operations changed: in the core, or retired by them."""
+        found = self.core.query.order(order_id)
+        return found if found is not None else self._retired.orders[order_id]
+
+    @property
+    def retired_pending(self) -> bool:
+        """Did the core retire records whose archive rows are not written yet? A read of
+        the archive then waits for the projections (:meth:`flush`)."""
+        return bool(self._retired_at)
 
     def _projection_done(self, count: int) -> None:
         """``count`` pending operations are in the projection tables now."""
         self.projected_seq = self._unprojected[count - 1].seq
         del self._unprojected[:count]
+        retired_at = self._retired_at
+        while retired_at and retired_at[0][0] <= self.projected_seq:
+            _, orders, contracts = retired_at.popleft()
+            for order_id in orders:
+                del self._retired.orders[order_id]
+            for contract_id in contracts:
+                del self._retired.contracts[contract_id]
         self._projecting = 0
         if self.projection_error is not None:
             log.warning("projections written again, up to operation %d", self.projected_seq)
@@ -409,8 +462,10 @@ class ExchangeService:
             if item.extra is not None:
                 item.extra(item.outcome, batch)
             published.events.extend(changes.events)
-            for order_id in sorted(changes.orders):
-                published.orders.append((query.known_order(order_id).account_id, order_id))
+            if changes.retired_orders or changes.retired_contracts:
+                self._retire(seq, changes)
+            order = self._order_finder
+            published.orders.extend(order(order_id) for order_id in sorted(changes.orders))
         self._chain = chain
         core.check_totals()  # O(1); the full check is opt-in (check_invariants)
         if self.check_invariants:

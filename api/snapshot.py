@@ -73,7 +73,8 @@ __all__ = [
 
 log = logging.getLogger("suanli.snapshot")
 
-FORMAT_VERSION = 1
+#: 2: settled instruments retire their orders and contracts (deliveries by number).
+FORMAT_VERSION = 2
 MAGIC = b"suanli snapshot\n"
 _LENGTH = struct.Struct(">I")
 _PROTOCOL = 5

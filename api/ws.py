@@ -452,8 +452,8 @@ class Hub:
                 self._emit("trades:" + event.symbol, event, _trade)
         if not self.watchers:
             return
-        query = self.ctx.service.core.query
-        for account_id, order_id in published.orders:
+        for order in published.orders:
+            account_id = order.account_id
             listeners = self.watchers.get(account_id)
             if not listeners:
                 continue
@@ -464,7 +464,7 @@ class Hub:
                     "channel": "orders",
                     "type": "order",
                     "sequence": sequence,
-                    "order": order_view(query.known_order(order_id)),
+                    "order": order_view(order),
                 }
             ).decode()
             for conn in listeners:

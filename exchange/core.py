@@ -202,7 +202,7 @@ class ExchangeCore:
         trading = Trading(
             time, rules, journal, engine, accounts, ledger, sites, capacity, listing, clearing
         )
-        clock = Clock(time, engine, journal, listing, clearing)
+        clock = Clock(time, engine, journal, listing, clearing, trading)
         parts = self.parts = Components()
         for name, value in (
             ("time", time),
@@ -283,9 +283,13 @@ class ExchangeCore:
             journal.touched_contracts,
             journal.settled_now,
             self.parts.accounts.ledger.drain(),
+            journal.retired_orders,
+            journal.retired_contracts,
         )
         journal.events, journal.touched_orders, journal.touched_contracts = [], set(), set()
         journal.settled_now = []
+        if journal.retired_orders or journal.retired_contracts:
+            journal.retired_orders, journal.retired_contracts = {}, {}
         return out
 
     # ================================================================== settings

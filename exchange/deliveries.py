@@ -104,6 +104,12 @@ class DeliveryBook:
         reports = self.reported.setdefault((pool_id, day), {})
         reports[(first, end)] = reports.get((first, end), 0) + device_seconds
 
+    def forget_before(self, day: int) -> None:
+        """Forget the reports of the days before ``day`` (days since the epoch): no report
+        can come for them any more."""
+        for key in [k for k in self.reported if k[1] < day]:
+            del self.reported[key]
+
     def check(self, devices: dict[int, int]) -> None:
         """Every interval of every day of every pool within what the pool makes
         (``devices``: pool id -> device count)."""

@@ -233,6 +233,11 @@ class Queries:
         return items
 
     # ------------------------------------------------------------------ orders
+    def issued(self, kind: str, number: int) -> bool:
+        """Has the core given this id of ``kind`` (order, contract...)? An order or
+        contract it gave that it no longer has was retired with its settled instrument."""
+        return 0 < number < self._time.peek_id(kind)
+
     def order(self, order_id: int) -> OrderState | None:
         return self._trading.orders.get(order_id)
 
@@ -258,11 +263,12 @@ class Queries:
         return self._clearing.contracts[contract_id]
 
     def contract_count(self) -> int:
-        """How many contracts there are (their ids are 1 to this count)."""
-        return len(self._clearing.contracts)
+        """How many contracts were made, retired ones included (their ids are 1 to this
+        count)."""
+        return self._time.peek_id("contract") - 1
 
     def contracts(self) -> list[Contract]:
-        """Every contract, oldest first."""
+        """Every contract still in the core (not of a settled instrument), oldest first."""
         return list(self._clearing.contracts.values())
 
     def contracts_of(self, account_id: int) -> list[Contract]:
@@ -276,9 +282,10 @@ class Queries:
         return [contracts[i] for i in inst.contract_ids]
 
     def delivery_count(self) -> int:
-        """How many delivery reports were accepted."""
-        return len(self._clearing.deliveries)
+        """How many delivery reports were accepted, retired ones included."""
+        return self._clearing.delivery_count
 
     def delivery(self, number: int) -> tuple[int, int, int, int]:
-        """The ``number``-th delivery report (from 1): contract, pool, device-seconds, time."""
-        return self._clearing.deliveries[number - 1]
+        """The ``number``-th delivery report (from 1) of a contract still in the core:
+        contract, pool, device-seconds, time."""
+        return self._clearing.deliveries[number]

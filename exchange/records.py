@@ -18,7 +18,7 @@ from exchange.operations import PlaceOrder
 from exchange.orders import OrderStatus, OrderType, Side, TimeInForce
 from exchange.products import Instrument, Tier, TierStatus
 from exchange.refusals import Refusal
-from exchange.settlement import Liquidity
+from exchange.settlement import Contract, Liquidity
 from exchange.units import Price
 from pricing import Pool, Site, TradePrint
 
@@ -116,13 +116,19 @@ class PoolRecord:
 
 @dataclass(slots=True)
 class Changes:
-    """Everything one or more operations changed, in order."""
+    """Everything one or more operations changed, in order.
+
+    ``retired_orders`` and ``retired_contracts`` are the final records of settled
+    instruments that left the core (by id): a changed order or contract not in the core
+    any more is there."""
 
     events: list[Event]
     orders: set[int]
     contracts: set[int]
     settled: list[int]
     transfers: list[Transfer]
+    retired_orders: dict[int, OrderState] = field(default_factory=dict)
+    retired_contracts: dict[int, Contract] = field(default_factory=dict)
 
 
 class Fill(msgspec.Struct, frozen=True):

@@ -126,6 +126,7 @@ _TABLES: dict[str, Table] = {
         ("ledger_transfers", t.TransferRow),
         ("deliveries", t.DeliveryRow),
         ("events", t.EventRow),
+        ("archive", t.ArchiveRow),
         ("projection_state", t.ProjectionStateRow),
     )
 }
@@ -335,11 +336,13 @@ class Store:
             value = conn.execute(select(table.c.seq).order_by(table.c.seq.desc()).limit(1)).scalar()
         return int(value or 0)
 
-    def projected_seq(self) -> int:
-        """The last operation the projection tables include (0 when none)."""
+    def projected_seq(self, name: str = "tables") -> int:
+        """The last operation the projection tables include (0 when none); with ``name``
+        ``archive``, the last one the archive of retired records includes (0 also for a
+        database written before there was one: api.service.ExchangeService fills it)."""
         table = _TABLES["projection_state"]
         with self.engine.connect() as conn:
-            value = conn.execute(select(table.c.seq).where(table.c.name == "tables")).scalar()
+            value = conn.execute(select(table.c.seq).where(table.c.name == name)).scalar()
         return int(value or 0)
 
     def all_rows(self, table: str) -> list[dict[str, Any]]:

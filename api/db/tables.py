@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "AccountRow",
     "ApiKeyRow",
+    "ArchiveRow",
     "ContractRow",
     "DeliveryRow",
     "EventRow",
@@ -249,3 +250,26 @@ class ProjectionStateRow(SQLModel, table=True):
     __tablename__ = "projection_state"
     name: str = Field(sa_column=Column(String(32), primary_key=True))
     seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ArchiveRow(SQLModel, table=True):
+    """The final records the core retired with a settled instrument (Clock._retire):
+    its orders (kind ``order``, by order id), contracts (``contract``, by contract id)
+    and fills (``fill``, by trade id x 2, + 1 for the sell side). ``payload`` is the
+    record itself, msgpack-encoded (api.archive); the other columns are what reads
+    filter on: ``account_id`` (an order's or a fill's account, a contract's buyer),
+    ``counterparty_id`` (a contract's seller), the instrument and the final status."""
+
+    __tablename__ = "archive"
+    __table_args__ = (
+        Index("ix_archive_account", "kind", "account_id", "id"),
+        Index("ix_archive_counterparty", "kind", "counterparty_id", "id"),
+        Index("ix_archive_symbol", "kind", "symbol", "id"),
+    )
+    kind: str = Field(sa_column=Column(String(8), primary_key=True))
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    account_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    counterparty_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    symbol: str = Field(sa_column=Column(String(64), nullable=False))
+    status: str = Field(sa_column=Column(String(20), nullable=False))
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

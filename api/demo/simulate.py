@@ -48,7 +48,7 @@ from api.demo.scenario import (
 )
 from api.service import ExchangeService, Submission
 from exchange.core import ExchangeCore, OrderState, Rejected
-from exchange.ids import AccountId, Timestamp
+from exchange.ids import AccountId, Symbol, Timestamp
 from exchange.invariants import InvariantViolation
 from exchange.ledger import EXCHANGE, AccountKind
 from exchange.operations import (
@@ -65,8 +65,8 @@ from exchange.operations import (
 )
 from exchange.orders import Side
 from exchange.products import HOUR_US
-from exchange.settlement import ContractState
-from exchange.units import Money
+from exchange.settlement import Contract, ContractState
+from exchange.units import Money, Price, Quantity
 from pricing import (
     CurvePoint,
     IndexValue,
@@ -200,6 +200,8 @@ class _Demo:
         self.role_of: dict[tuple[int, str], Role] = {}  # (account, symbol) -> role
         self.open_orders: dict[tuple[int, str], list[int]] = {}
         self.seen_contracts = 0
+        # Every contract made, by id: the core retires settled ones with their instrument.
+        self.contracts: dict[int, Contract] = {}
         self.reported: set[int] = set()
         self.result = DemoResult(
             seed=scenario.seed,
@@ -388,7 +390,7 @@ class _Demo:
         query = self.core.query
         total = query.contract_count()
         for cid in range(self.seen_contracts + 1, total + 1):
-            c = query.known_contract(cid)
+            c = self.contracts[cid] = query.known_contract(cid)
             buyer = self.role_of[(c.buyer, c.symbol)]
             seller = self.role_of[(c.seller, c.symbol)]
             buyer.filled_buy += c.quantity
@@ -452,7 +454,7 @@ class _Demo:
         for cid in range(1, self.seen_contracts + 1):
             if cid in self.reported:
                 continue
-            c = core.query.known_contract(cid)
+            c = self.contracts[cid]
             if c.state is not ContractState.DELIVERING:
                 if c.state is ContractState.SETTLED:
                     self.reported.add(cid)
@@ -522,7 +524,7 @@ class _Demo:
         last_end = max(
             (
                 self.core.query.instrument(c.symbol).instrument.window.end
-                for c in self.core.query.contracts()
+                for c in self.contracts.values()
             ),
             default=now,
         )
@@ -547,9 +549,15 @@ class _Demo:
             result.tier_indices[tier.code] = tier_index(record.trades, now)  # type: ignore[arg-type]
         tier_of = {}
         trades: list[TradePrint] = []
+        prints: dict[str, list[TradePrint]] = {}
+        for c in self.contracts.values():  # in id order: each instrument's in trade order
+            print_ = TradePrint(
+                Symbol(c.symbol), Price(c.price), Quantity(c.quantity), Timestamp(c.created_at)
+            )
+            prints.setdefault(c.symbol, []).append(print_)
         for inst in core.query.instruments():
             tier_of[inst.symbol] = inst.instrument.tier.code
-            trades.extend(inst.trades)
+            trades.extend(prints.get(inst.symbol, ()))
         trades.sort(key=lambda t: (t.ts, t.symbol))
         families = sorted(
             {precision_family(core.query.known_tier(t.code).tier.precision) for t in TIERS}
@@ -595,11 +603,11 @@ class _Demo:
         result.fees_account = core.query.balance(EXCHANGE, AccountKind.FEES)
         result.operations_logged = self.service.store.last_seq() - self.base_seq
         result.open_contracts = sum(
-            1 for c in core.query.contracts() if c.state is not ContractState.SETTLED
+            1 for c in self.contracts.values() if c.state is not ContractState.SETTLED
         )
         seller_site = {s.account_id: s for s in self.scenario.sellers}
         maker_site = {m.account_id: m for m in self.scenario.makers}
-        for c in sorted(core.query.contracts(), key=lambda x: x.id):
+        for c in sorted(self.contracts.values(), key=lambda x: x.id):
             inst = core.query.instrument(c.symbol)
             buyer = self.role_of[(c.buyer, c.symbol)]
             seller = self.role_of[(c.seller, c.symbol)]

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from api.archive import archived_trades
 from api.deps import ContextDep, PageDep, optional_account, paginate
 from api.errors import ApiError
 from api.responses import (
@@ -39,11 +40,14 @@ from api.schemas import (
 )
 from api.views import format_fraction, iso
 from exchange.core import AccountRecord, ExchangeCore, Rejected
+from exchange.ids import Timestamp
+from exchange.lifecycle import InstrumentState
 from exchange.orders import Side
 from exchange.products import Precision as PrecisionKind
 from exchange.refusals import Refusal
 from exchange.units import (
     PRICE_DECIMALS,
+    Price,
     Quantity,
     format_money,
     format_price,
@@ -52,6 +56,7 @@ from exchange.units import (
 from pricing import (
     Interval,
     PricingError,
+    TradePrint,
     aggregate_candles,
     carbon_kg,
     convert,
@@ -85,6 +90,21 @@ async def trades(symbol: Symbol, ctx: ContextDep, page: PageDep) -> dict[str, An
     """Trades of one instrument, oldest first; page on with the cursor."""
     core = ctx.service.core
     inst = core.query.instrument(symbol)
+    if inst.state is InstrumentState.SETTLED:  # its contracts left the core: the table's
+        rows = await archived_trades(
+            ctx.service, inst.symbol, after=page.cursor, limit=page.limit + 1
+        )
+
+        def row(t: Any) -> dict[str, Any]:
+            return {
+                "id": t.id,
+                "price": format_price(t.price),
+                "quantity": format_quantity(t.quantity),
+                "taker_side": t.taker_side,
+                "time": iso(t.ts),
+            }
+
+        return paginate(rows, page, lambda t: t.id, row)
     contracts = core.query.contracts_of_instrument(inst)
 
     def render(c: Any) -> dict[str, Any]:
@@ -108,7 +128,14 @@ async def candles(
 ) -> dict[str, Any]:
     core = ctx.service.core
     inst = core.query.instrument(symbol)
-    bars = aggregate_candles(inst.trades, Interval.parse(interval))
+    prints = inst.trades
+    if inst.state is InstrumentState.SETTLED:  # its trades left the core: the table's
+        rows = await archived_trades(ctx.service, inst.symbol, after=None, limit=None)
+        prints = [
+            TradePrint(inst.symbol, Price(t.price), Quantity(t.quantity), Timestamp(t.ts))
+            for t in rows
+        ]
+    bars = aggregate_candles(prints, Interval.parse(interval))
     return {
         "symbol": inst.symbol,
         "interval": interval,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.routing import Route
 
+from api.archive import archived_fills, archived_order, archived_orders, merged
 from api.deps import (
     Context,
     ContextDep,
@@ -237,8 +238,17 @@ ENTRY_ROUTES = [
 ]
 
 
-def _own_order(ctx: ContextDep, account: AccountRecord, order_id: int) -> OrderState:
-    order = ctx.service.core.query.order(order_id)
+async def _own_order(
+    ctx: ContextDep, account: AccountRecord, order_id: int, *, to_change: bool = False
+) -> OrderState:
+    """The account's order, from the core or, once its instrument settled, the archive
+    (``to_change``: an archived order has ended, and is refused as any ended order)."""
+    query = ctx.service.core.query
+    order = query.order(order_id)
+    if order is None and query.issued("order", order_id):
+        order = await archived_order(ctx.service, order_id)
+        if to_change and order is not None and order.account_id == account.id:
+            raise ApiError(Refusal.ORDER_NOT_OPEN, order_id=order_id, status=order.status)
     if order is None or order.account_id != account.id:
         raise ApiError(Refusal.ORDER_NOT_FOUND, order_id=order_id)
     return order
@@ -259,12 +269,24 @@ async def list_orders(
         if (status is None or o.status.value == status)
         and (instrument is None or o.symbol == instrument)
     ]
-    return paginate(orders, page, lambda o: o.id, order_view)
+    archived = await archived_orders(
+        ctx.service,
+        account.id,
+        after=page.cursor,
+        limit=page.limit + 1,
+        status=None if status is None else str(status),
+        symbol=instrument,
+    )
+    return paginate(merged(orders, archived, _order_id), page, _order_id, order_view)
+
+
+def _order_id(o: OrderState) -> int:
+    return o.id
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, **answers(404, 422, key="key"))
 async def get_order(order_id: Id, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
-    return order_view(_own_order(ctx, account, order_id))
+    return order_view(await _own_order(ctx, account, order_id))
 
 
 # Amend and cancel, a market maker's busiest routes after order entry, answer the order
@@ -277,7 +299,7 @@ async def amend_order(
     order_id: Id, body: AmendIn, ctx: ContextDep, account: CurrentAccount
 ) -> FastJSONResponse:
     """Lowering the quantity keeps priority; a new price or a higher quantity re-queues."""
-    _own_order(ctx, account, order_id)
+    await _own_order(ctx, account, order_id, to_change=True)
     if body.price is None and body.quantity is None:
         raise ApiError(Refusal.NOTHING_TO_AMEND)
     throttle(ctx, account)
@@ -294,7 +316,7 @@ async def amend_order(
 async def cancel_order(order_id: Id, request: Request) -> FastJSONResponse:
     """Cancel; never rate limited, so a throttled client can still pull its orders."""
     ctx, account = request_account(request)
-    _own_order(ctx, account, order_id)
+    await _own_order(ctx, account, order_id, to_change=True)
     return FastJSONResponse(
         await ctx.service.submit(CancelOrder(AccountId(account.id), OrderId(order_id)), order_view)
     )
@@ -319,21 +341,25 @@ async def list_fills(
     """Own fills, oldest first; a trade's two fills share its trade_id."""
     core = ctx.service.core
     fills = [
-        (f, o)
+        (f, o.id, o.symbol, o.side)
         for o in core.query.orders_of(account.id)
         if instrument is None or o.symbol == instrument
         for f in o.fills
     ]
+    archived = await archived_fills(
+        ctx.service, account.id, after_trade=page.cursor, limit=page.limit + 1, symbol=instrument
+    )
+    fills.extend((a.fill, a.order_id, a.symbol, a.side) for a in archived)
     fills.sort(key=lambda x: x[0].trade_id)
 
     def render(x: Any) -> dict[str, Any]:
-        f, o = x
+        f, order_id, symbol, side = x
         return {
             "trade_id": f.trade_id,
-            "order_id": o.id,
+            "order_id": order_id,
             "contract_id": f.contract_id,
-            "instrument": o.symbol,
-            "side": o.side.value,
+            "instrument": symbol,
+            "side": side.value,
             "price": format_price(f.price),
             "quantity": format_quantity(f.quantity),
             "fee": format_money(f.fee),

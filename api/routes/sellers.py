@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 
+from api.archive import archived_contract, archived_contracts, merged
 from api.deps import ContextDep, CurrentAccount, PageDep, paginate
 from api.errors import ApiError, FastJSONResponse
 from api.responses import BODY, CapacityOut, ContractOut, Page, PoolOut, SiteOut, answers
@@ -97,8 +98,13 @@ async def capacity(
     return {"instrument": instrument, **{k: format_quantity(v) for k, v in view.items()}}
 
 
-def _own_contract(ctx: ContextDep, account_id: int, contract_id: int) -> Contract:
-    contract = ctx.service.core.query.contract(contract_id)
+async def _own_contract(ctx: ContextDep, account_id: int, contract_id: int) -> Contract:
+    """The account's contract, from the core or, once settled with its instrument, the
+    archive."""
+    query = ctx.service.core.query
+    contract = query.contract(contract_id)
+    if contract is None and query.issued("contract", contract_id):
+        contract = await archived_contract(ctx.service, contract_id)
     if contract is None or account_id not in (contract.buyer, contract.seller):
         raise ApiError(Refusal.CONTRACT_NOT_FOUND, contract_id=contract_id)
     return contract
@@ -119,12 +125,29 @@ async def list_contracts(
         if (instrument is None or c.symbol == instrument)
         and (state is None or c.state.value == state)
     ]
-    return paginate(mine, page, lambda c: c.id, lambda c: contract_view(core, c, account.id))
+    archived = await archived_contracts(
+        ctx.service,
+        account.id,
+        after=page.cursor,
+        limit=page.limit + 1,
+        state=None if state is None else str(state),
+        symbol=instrument,
+    )
+    return paginate(
+        merged(mine, archived, _contract_id),
+        page,
+        _contract_id,
+        lambda c: contract_view(core, c, account.id),
+    )
+
+
+def _contract_id(c: Contract) -> int:
+    return c.id
 
 
 @router.get("/contracts/{contract_id}", response_model=ContractOut, **answers(404, 422, key="key"))
 async def get_contract(contract_id: Id, ctx: ContextDep, account: CurrentAccount) -> dict[str, Any]:
-    contract = _own_contract(ctx, account.id, contract_id)
+    contract = await _own_contract(ctx, account.id, contract_id)
     return contract_view(ctx.service.core, contract, account.id)
 
 

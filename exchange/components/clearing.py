@@ -30,6 +30,8 @@ from pricing import delivered_quantity
 
 __all__ = ["Clearing"]
 
+DAY_US = 24 * HOUR_US
+
 
 class Clearing:
     __slots__ = (
@@ -45,11 +47,12 @@ class Clearing:
         "contracts",
         "deliveries",
         "delivery_book",
+        "delivery_count",
     )
     #: The index by account (derived from the contracts) is hashed with them.
     STATE: ClassVar[dict[str, tuple[str, ...]]] = {
         "contracts": ("contracts", "account_contracts"),
-        "deliveries": ("deliveries", "contract_deliveries", "delivery_book"),
+        "deliveries": ("deliveries", "delivery_count", "contract_deliveries", "delivery_book"),
     }
     REFERENCES: ClassVar[tuple[str, ...]] = (
         "_capacity",
@@ -80,7 +83,9 @@ class Clearing:
         self._listing = listing
         self.contracts: dict[int, Contract] = {}
         self.account_contracts: dict[int, list[int]] = {}  # account -> its contract ids
-        self.deliveries: list[tuple[int, int, int, int]] = []  # contract, pool, ds, ts
+        #: Delivery reports by number (from 1): contract, pool, device-seconds, time.
+        self.deliveries: dict[int, tuple[int, int, int, int]] = {}
+        self.delivery_count = 0  # reports accepted, retired ones included
         self.contract_deliveries: dict[int, list[tuple[int, int]]] = {}  # -> [(pool, ds)]
         self.delivery_book = DeliveryBook()
 
@@ -152,6 +157,8 @@ class Clearing:
 
     def report_delivery(self, op: ReportDelivery) -> Contract:
         contract = self.contracts.get(op.contract_id)
+        if contract is None and self.retired(op.contract_id):
+            raise Refusal.CONTRACT_SETTLED.reject(contract_id=op.contract_id)
         if contract is None or contract.seller != op.account_id:
             raise Refusal.CONTRACT_NOT_FOUND.reject(contract_id=op.contract_id)
         if contract.state is ContractState.OPEN:
@@ -180,7 +187,13 @@ class Clearing:
         if op.device_seconds > room and self._rules.admitting:
             raise Refusal.DELIVERY_EXCEEDS_POOL_CAPACITY.reject(pool_id=pool.id, room=room)
         self.delivery_book.record(pool.id, first_hour, hours, op.device_seconds)
-        self.deliveries.append((contract.id, pool.id, op.device_seconds, self._time.now))
+        self.delivery_count += 1
+        self.deliveries[self.delivery_count] = (
+            contract.id,
+            pool.id,
+            op.device_seconds,
+            self._time.now,
+        )
         reports_of = self.contract_deliveries.setdefault(contract.id, [])
         reports_of.append((pool.id, op.device_seconds))
         contract.delivered_device_seconds += op.device_seconds
@@ -196,7 +209,10 @@ class Clearing:
 
     def settle_contract(self, contract_id: int) -> bool:
         """Final settlement of one contract, exactly once: False if it was already settled."""
-        contract = self.contracts[contract_id]
+        contract = self.contracts.get(contract_id)
+        if contract is None:
+            check(self.retired(contract_id), "contract %s was never made", contract_id)
+            return False  # settled, and retired with its instrument
         if contract.state is ContractState.SETTLED:
             return False
         settled = contract_state_after(contract.state, ContractEvent.SETTLE)
@@ -250,6 +266,42 @@ class Clearing:
         self._capacity.finish(contract_id)
         self._journal.touched_contracts.add(contract_id)
         return True
+
+    # ------------------------------------------------------------------ retirement
+    def retired(self, contract_id: int) -> bool:
+        """Was this contract made and retired (settled, with its instrument)? Ids are
+        given in order, so one below the next id that is not here was retired."""
+        return 0 < contract_id < self._time.peek_id("contract") and (
+            contract_id not in self.contracts
+        )
+
+    def retire(self, contract_ids: Iterable[int]) -> list[Contract]:
+        """A settled instrument's contracts leave the core, with their delivery reports:
+        they are final, and in the log and the projections. Returns them, in order. The
+        delivery book forgets the days no window still open to reports can reach."""
+        contracts, by_account = self.contracts, self.account_contracts
+        retired = [contracts.pop(cid) for cid in contract_ids]
+        accounts: set[int] = set()
+        reports = self.contract_deliveries
+        for contract in retired:
+            check(contract.state is ContractState.SETTLED, f"contract {contract.id} unsettled")
+            accounts.update((contract.buyer, contract.seller))
+            reports.pop(contract.id, None)
+        for account_id in accounts:
+            left = [i for i in by_account[account_id] if i in contracts]
+            if left:
+                by_account[account_id] = left
+            else:
+                del by_account[account_id]
+        if retired:
+            gone = {c.id for c in retired}
+            deliveries = self.deliveries
+            for number in [n for n, row in deliveries.items() if row[0] in gone]:
+                del deliveries[number]
+        # Windows never cross a midnight, and every window ending by now - grace has
+        # settled (settlement runs in time order): a day ending before that is closed.
+        self.delivery_book.forget_before((self._time.now - self._time.grace_us) // DAY_US)
+        return retired
 
     # ------------------------------------------------------------------ integrity
     def check(self, account_ids: Iterable[int]) -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from exchange.components.clearing import Clearing
     from exchange.components.context import Journal
     from exchange.components.listing import Listing
+    from exchange.components.trading import Trading
 
 __all__ = ["CLOSE", "DELIVER", "LIST", "SETTLE", "Clock", "Time"]
 
@@ -77,7 +78,7 @@ class Time:
 class Clock:
     """The :class:`~exchange.operations.AdvanceClock` operation."""
 
-    __slots__ = ("_clearing", "_engine", "_listing", "_run", "_time")
+    __slots__ = ("_clearing", "_engine", "_journal", "_listing", "_run", "_time", "_trading")
     STATE: ClassVar[dict[str, tuple[str, ...]]] = {}
     REFERENCES: ClassVar[tuple[str, ...]] = __slots__
 
@@ -88,10 +89,13 @@ class Clock:
         journal: Journal,
         listing: Listing,
         clearing: Clearing,
+        trading: Trading,
     ) -> None:
         self._time = time
         self._engine = engine
+        self._journal = journal
         self._run = journal.run
+        self._trading = trading
         self._listing = listing
         self._clearing = clearing
 
@@ -132,3 +136,14 @@ class Clock:
         elif action == SETTLE:
             self._clearing.settle_all(listing.contract_ids(key))
             listing.settle(key)
+            self._retire(key)
+
+    def _retire(self, symbol: str) -> None:
+        """Memory stays bounded: a settled instrument's orders, fills and contracts leave
+        the core, handed to the shell through the journal (they are final, and in the log
+        and the projections); what stays is the instrument itself and its empty book."""
+        journal, listing = self._journal, self._listing
+        contracts = self._clearing.retire(listing.contract_ids(symbol))
+        journal.retired_contracts.update((c.id, c) for c in contracts)
+        journal.retired_orders.update((o.id, o) for o in self._trading.retire(symbol))
+        listing.retire(symbol)

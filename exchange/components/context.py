@@ -12,6 +12,8 @@ from exchange.events import Event
 from exchange.invariants import InvariantViolation
 from exchange.limits import CoreLimits
 from exchange.orders import ResultCode
+from exchange.records import OrderState
+from exchange.settlement import Contract
 
 __all__ = ["Journal", "Rules"]
 
@@ -36,13 +38,24 @@ class Journal:
     """What the last operations changed, until the shell takes it; and ``handlers``, the
     table from an engine event's type to the handler of the component it concerns."""
 
-    __slots__ = ("events", "handlers", "settled_now", "touched_contracts", "touched_orders")
+    __slots__ = (
+        "events",
+        "handlers",
+        "retired_contracts",
+        "retired_orders",
+        "settled_now",
+        "touched_contracts",
+        "touched_orders",
+    )
 
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.touched_orders: set[int] = set()
         self.touched_contracts: set[int] = set()
         self.settled_now: list[int] = []
+        #: Final records of settled instruments that left the core, by id.
+        self.retired_orders: dict[int, OrderState] = {}
+        self.retired_contracts: dict[int, Contract] = {}
         self.handlers: dict[type, Callable[[Any], None]] = {}
 
     def run(self, outcome: Outcome) -> None:

@@ -304,6 +304,13 @@ class Listing:
         """Final settlement of the window (scheduled, after its contracts settled)."""
         self._run(self._engine.transition(Symbol(symbol), InstrumentEvent.SETTLE))
 
+    def retire(self, symbol: str) -> None:
+        """A settled instrument keeps its definition, state and last price; its trades
+        and contracts left the core (:meth:`Clearing.retire`)."""
+        inst = self.instruments[Symbol(symbol)]
+        inst.contract_ids = []
+        inst.trades = []
+
     def on_state_changed(self, event: InstrumentStateChanged) -> None:
         self.instruments[event.symbol].state = event.new_state
 

@@ -206,13 +206,14 @@ class Trading:
         "account_orders",
         "client_ids",
         "engine",
+        "instrument_orders",
         "open_counts",
         "orders",
     )
     #: The index by account is hashed with the orders; the engine's part is its own
     #: :meth:`MatchingEngine.state_hash`.
     STATE: ClassVar[dict[str, tuple[str, ...]]] = {
-        "orders": ("orders", "client_ids", "account_orders", "open_counts"),
+        "orders": ("orders", "client_ids", "account_orders", "instrument_orders", "open_counts"),
         "engine": ("engine",),
     }
     REFERENCES: ClassVar[tuple[str, ...]] = (
@@ -262,6 +263,7 @@ class Trading:
         self.orders: dict[int, OrderState] = {}
         self.client_ids: dict[tuple[int, str], int] = {}
         self.account_orders: dict[int, list[int]] = {}  # account -> its order ids, in order
+        self.instrument_orders: dict[str, list[int]] = {}  # symbol -> its order ids, in order
         self.open_counts: dict[tuple[int, str], int] = {}
 
     # ------------------------------------------------------------------ operations
@@ -371,6 +373,11 @@ class Trading:
             self.account_orders[account_id] = [order_id]
         else:
             account_orders.append(order_id)
+        of_instrument = self.instrument_orders.get(symbol)
+        if of_instrument is None:
+            self.instrument_orders[symbol] = [order_id]
+        else:
+            of_instrument.append(order_id)
         if client_order_id is not None:
             self.client_ids[(account_id, client_order_id)] = order_id
         self.open_counts[key] = open_count + 1
@@ -617,6 +624,29 @@ class Trading:
             self._trim_hold(order)
             self._journal.touched_orders.add(order.id)
 
+    # ------------------------------------------------------------------ retirement
+    def retire(self, symbol: str) -> list[OrderState]:
+        """A settled instrument's orders leave the core: every one has ended, none can
+        change again, and they are in the log and the projections. Returns them, oldest
+        first, with their fills; their client_order_ids may be used again."""
+        ids = self.instrument_orders.pop(symbol, [])
+        orders, client_ids = self.orders, self.client_ids
+        retired = [orders.pop(order_id) for order_id in ids]
+        accounts: set[int] = set()
+        for order in retired:
+            check(not order.is_open and order.hold_id is None, f"order {order.id} still open")
+            accounts.add(order.account_id)
+            if order.client_order_id is not None:
+                del client_ids[(order.account_id, order.client_order_id)]
+        account_orders = self.account_orders
+        for account_id in accounts:
+            left = [i for i in account_orders[account_id] if i in orders]
+            if left:
+                account_orders[account_id] = left
+            else:
+                del account_orders[account_id]
+        return retired
+
     # ------------------------------------------------------------------ integrity
     def check(self) -> None:
         """The engine's own invariants; every order's quantity conserved; and, across
@@ -649,4 +679,9 @@ class Trading:
             else:
                 check(order.hold_id is None, f"finished order {order.id} still holds cash")
         check(len(open_ids) == engine.resting_count, "book holds orders the core ended")
+        indexed = [i for ids in self.instrument_orders.values() for i in ids]
+        check(
+            len(indexed) == len(self.orders) and set(indexed) == set(self.orders),
+            "the index by instrument differs from the orders",
+        )
         check(set(capacity.reserved) <= open_ids, "capacity reserved for a finished order")

@@ -105,7 +105,8 @@ def test_settlement_happens_exactly_once() -> None:
     m.advance(m.core.now + 5 * 3_600_000_000)  # later clock ticks settle nothing again
     assert {a: m.bal(a) for a in m.core.accounts} == balances and m.fees() == fees
     assert m.core.state_hash() != after  # only the clock moved ...
-    assert m.core.contracts[c.id].settled_at == m.window[1] + m.core.grace_us
+    assert c.settled_at == m.window[1] + m.core.grace_us
+    assert c.id not in m.core.contracts  # retired with its settled instrument
     code = m.reject(ReportDelivery(m.seller, c.id, m.pool, 36_000))
     assert code == "contract_settled"
     m.core.check()

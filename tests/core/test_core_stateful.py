@@ -60,7 +60,7 @@ from exchange.operations import (
 )
 from exchange.orders import OrderType, SelfTradePrevention, Side, TimeInForce
 from exchange.products import HOUR_US
-from exchange.settlement import ContractState
+from exchange.settlement import Contract, ContractState
 from tests.core.conftest import stateful_settings
 from tests.core.helpers import A100, CNY, H100, H800, START, create_tier
 
@@ -124,6 +124,7 @@ class ExchangeMachine(RuleBasedStateMachine):
         self.accepted: dict[str, int] = {}
         self.traders: list[int] = []
         self.pools: dict[int, list[int]] = {}  # account -> its pool ids
+        self.retired: dict[int, Contract] = {}  # contracts that left the core, settled
         self._setup()
 
     # ------------------------------------------------------------------ plumbing
@@ -173,7 +174,7 @@ class ExchangeMachine(RuleBasedStateMachine):
             self.rejections[exc.code] = self.rejections.get(exc.code, 0) + 1
             return None
         finally:
-            core.take_changes()
+            self.retired.update(core.take_changes().retired_contracts)
         name = type(op).__name__
         self.accepted[name] = self.accepted.get(name, 0) + 1
         totals_after = self._account_totals()
@@ -196,6 +197,14 @@ class ExchangeMachine(RuleBasedStateMachine):
             a: sum(ledger.balance(a, kind) for kind in PARTICIPANT_KINDS)
             for a in self.core.accounts
         }
+
+    def _contracts(self) -> list[Contract]:
+        """Every contract made: those in the core, and the settled ones that left it with
+        their instrument (Clock._retire), each in one place only."""
+        contracts = [*self.core.contracts.values(), *self.retired.values()]
+        assert len({c.id for c in contracts}) == len(contracts), "a contract in two places"
+        assert len(contracts) == self.core.query.contract_count()
+        return contracts
 
     def _snapshot(self) -> tuple[Any, ...]:
         core = self.core
@@ -428,7 +437,7 @@ class ExchangeMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self.ops) % 3 == 0)
     @rule(pick=st.integers(0, 255))
     def settle_again(self, pick: int) -> None:
-        settled = [c for c in self.core.contracts.values() if c.state is ContractState.SETTLED]
+        settled = [c for c in self._contracts() if c.state is ContractState.SETTLED]
         if not settled:
             return
         before = self.core.state_hash()
@@ -508,7 +517,7 @@ class ExchangeMachine(RuleBasedStateMachine):
         fees = ledger.balance(EXCHANGE, AccountKind.FEES)
         assert fees >= 0
         assert inside + fees == self.deposited - self.withdrawn
-        settled = [c for c in self.core.contracts.values() if c.state is ContractState.SETTLED]
+        settled = [c for c in self._contracts() if c.state is ContractState.SETTLED]
         assert fees == sum(c.fees for c in settled)
         for c in settled:
             assert c.seller_paid + c.fees + c.refunded == c.escrow

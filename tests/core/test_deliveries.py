@@ -109,7 +109,7 @@ def test_a_refused_report_changes_nothing_and_another_pool_still_reports() -> No
     contract = trade(m, m.symbol, 2 * PF_H)
     m.to_delivery()
     report(m, contract, m.pool, HOUR_S)
-    deliveries = list(m.core.deliveries)
+    deliveries = dict(m.core.deliveries)
     assert refused(m, contract, m.pool, HOUR_S) == "delivery_exceeds_pool_capacity"
     assert m.core.deliveries == deliveries
     report(m, contract, second, 2 * HOUR_S)  # the other pool's own hour
@@ -200,7 +200,7 @@ def test_core_reports_stay_schedulable_across_tiers() -> None:
             codes.append(exc.code)
     assert codes and set(codes) == {"delivery_exceeds_pool_capacity"}
     jobs = []
-    for contract_id, pool_id, seconds, _ in m.core.deliveries:
+    for contract_id, pool_id, seconds, _ in m.core.deliveries.values():
         assert pool_id == m.pool
         start, end = window(m, m.core.contracts[contract_id].symbol)
         jobs.append((start // HOUR_US, end // HOUR_US, seconds))
@@ -312,7 +312,8 @@ def test_reports_the_core_accepts_can_be_placed_and_those_it_refuses_cannot(
             assert not schedulable([*accepted, job], 2)
         else:
             accepted.append(job)
-    assert [d[2] for d in core.deliveries[len(base.core.deliveries) :]] == [j[2] for j in accepted]
+    new = [d for n, d in core.deliveries.items() if n > base.core.query.delivery_count()]
+    assert [d[2] for d in new] == [j[2] for j in accepted]
     assert schedulable(accepted, 2)
     day = accepted[0][0] // DAY_HOURS * DAY_HOURS if accepted else 0
     for a in range(day, day + DAY_HOURS):

@@ -269,16 +269,26 @@ def build_core() -> ExchangeCore:
           expire_time=START + 6 * 3_600_000_000)  # fmt: skip
     m.apply(PlaceOrder(m.seller, later[8], Side.SELL, 500_000, 201_000))
     contract = next(iter(m.core.contracts.values()))
+    tier = m.core.instruments[m.symbol].instrument.tier.code
+    (nxt,) = (
+        s
+        for s, r in m.core.instruments.items()
+        if r.instrument.tier.code == tier and r.instrument.window.start == m.window[1]
+    )
+    m.sell(1_000_000, 200_000, symbol=nxt)
+    m.buy(1_000_000, 200_000, symbol=nxt)  # the next window's: in its grace below
     m.to_delivery()
     m.apply(ReportDelivery(m.seller, contract.id, m.pool, 3_000))
     m.sell(1_000_000, 200_000, symbol=later[9])
     m.buy(1_000_000, 200_000, symbol=later[9])  # an open contract on a later window
     m.to_settlement()
+    (next_window,) = (c for c in m.core.contracts.values() if c.symbol == nxt)
+    m.apply(ReportDelivery(m.seller, next_window.id, m.pool, 3_000))
     m.apply(Withdraw(m.buyer, 10 * CNY))
     core = m.core
-    core.take_changes()
-    assert any(c.settled_at for c in core.contracts.values())
-    assert any(c.settled_at is None for c in core.contracts.values())
+    retired = core.take_changes().retired_contracts
+    assert retired and all(c.settled_at for c in retired.values())  # settled, then retired
+    assert all(c.settled_at is None for c in core.contracts.values())
     assert core.engine.resting_count and core.deliveries and core.capacity.committed
     core.check()
     return core

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import Engine, select, text
@@ -27,7 +27,7 @@ from api.db import tables as t
 from api.db.store import Store
 from api.projection import contract_row, order_row
 from api.service import ExchangeService
-from exchange.core import ExchangeCore
+from exchange.core import ExchangeCore, OrderState
 from exchange.genesis import new_core
 from exchange.ledger import AccountKind
 from exchange.lifecycle import InstrumentState
@@ -50,7 +50,7 @@ from exchange.operations import (
 )
 from exchange.orders import Side
 from exchange.products import HOUR_US
-from exchange.settlement import ContractState
+from exchange.settlement import Contract, ContractState
 from exchange.units import MONEY_DECIMALS
 
 #: An hour-aligned exchange start time (microseconds).
@@ -347,20 +347,37 @@ def rows(store: Store, table: str, **where: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
+T = TypeVar("T")
+
+
+def archived(store: Store, kind: str, record: type[T]) -> dict[int, T]:
+    """The records of one kind in the archive (api.archive), by id."""
+    return {
+        row["id"]: msgspec.msgpack.decode(row["payload"], type=record)
+        for row in rows(store, "archive", kind=kind)
+    }
+
+
 def assert_projections_agree(service: ExchangeService) -> None:
     """The projection tables say what the core says."""
     store, core = service.store, service.core
+    # Settled instruments' orders and contracts left the core for the archive.
+    orders, contracts = archived(store, "order", OrderState), archived(store, "contract", Contract)
+    assert not orders.keys() & core.orders.keys() and not contracts.keys() & core.contracts.keys()
+    assert all(core.instruments[o.symbol].state is InstrumentState.SETTLED for o in orders.values())
+    orders.update(core.orders)
+    contracts.update(core.contracts)
     assert {row["id"]: row for row in rows(store, "orders")} == {
-        i: order_row(o) for i, o in core.orders.items()
+        i: order_row(o) for i, o in orders.items()
     }
     assert {row["id"]: row for row in rows(store, "contracts")} == {
-        i: contract_row(c) for i, c in core.contracts.items()
+        i: contract_row(c) for i, c in contracts.items()
     }
     assert {row["symbol"]: row["state"] for row in rows(store, "instruments")} == {
         s: r.state.value for s, r in core.instruments.items()
     }
     assert {row["contract_id"] for row in rows(store, "settlements")} == {
-        i for i, c in core.contracts.items() if c.settled_at is not None
+        i for i, c in contracts.items() if c.settled_at is not None
     }
     assert store.count("trades") == core.engine.last_trade_id
     with store.engine.connect() as conn:

@@ -20,7 +20,7 @@ from sqlmodel import SQLModel
 import api.db.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from api.db.store import Store
 from api.service import ExchangeService
-from exchange.core import Rejected
+from exchange.core import OrderState, Rejected
 from exchange.genesis import packaged_catalog
 from exchange.operations import (
     AddHardware,
@@ -49,6 +49,7 @@ from exchange.operations import (
 from exchange.operations import FigureIn as Figure
 from exchange.orders import Side
 from exchange.products import HOUR_US
+from exchange.settlement import Contract
 from exchange.units import format_money
 
 from .market import (
@@ -58,6 +59,7 @@ from .market import (
     REFERENCE_PRICE,
     START_US,
     TIER,
+    archived,
     assert_projections_agree,
     create_tier,
     realistic_stream,
@@ -260,12 +262,24 @@ def test_every_operation_kind_writes_itsrows(open_store: Callable[..., Store]) -
     assert (delivery["pool_id"], delivery["device_seconds"]) == (pool.id, 180_000)
     delivered = _one(store, "contracts", id=contract_id)["delivered_quantity"]
     assert delivered == core.contracts[contract_id].delivered_quantity > 0
+    orders = [o for o in core.orders.values() if o.symbol == symbol]
     r.run(
         AdvanceClock(window_end(core, symbol) + 2 * HOUR_US),
         {"settlements": 1},
-        grows=("events", "instruments", "ledger_transfers"),
+        grows=("events", "instruments", "ledger_transfers", "archive"),
     )
-    contract = core.contracts[contract_id]
+    # Settled, the instrument's orders and contract left the core for the archive.
+    assert contract_id not in core.contracts
+    assert not any(o.symbol == symbol for o in core.orders.values())
+    contract = msgspec.msgpack.decode(
+        _one(store, "archive", kind="contract", id=contract_id)["payload"], type=Contract
+    )
+    for order in orders:
+        archived = _one(store, "archive", kind="order", id=order.id)
+        assert msgspec.msgpack.decode(archived["payload"], type=OrderState) == order
+        assert (archived["account_id"], archived["status"]) == (order.account_id, order.status)
+    fills = rows(store, "archive", kind="fill")
+    assert len(fills) == sum(len(o.fills) for o in orders) > 0
     settled = _one(store, "settlements", contract_id=contract_id)
     assert settled == {
         "contract_id": contract_id,
@@ -297,7 +311,8 @@ def test_projections_agree_after_a_stream(open_store: Callable[..., Store]) -> N
             assert_projections_agree(service)
     assert service.core.contracts, "the stream made no trades"
     traded = set(market.symbols[1:5])
-    settled = [c for c in service.core.contracts.values() if c.symbol in traded]
+    assert not any(c.symbol in traded for c in service.core.contracts.values())  # retired
+    settled = [c for c in archived(store, "contract", Contract).values() if c.symbol in traded]
     assert settled and all(c.settled_at is not None for c in settled)
     assert any(c.penalty_paid for c in settled), "no short delivery in the stream"
     assert_projections_agree(service)
