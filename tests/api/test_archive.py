@@ -103,7 +103,7 @@ def _check_reads(api: Api, world: dict[str, Any]) -> None:
             assert {x.get("id", x.get("trade_id")) for x in now[key]} >= {
                 x.get("id", x.get("trade_id")) for x in before[name][key]
             }, (name, key)
-            assert len(now[key]) > len(mine) or key == "filled" and name == "seller"
+            assert len(now[key]) > len(mine) or (key == "filled" and name == "seller")
         assert now["orders_by_one"] == now["orders"] and now["fills_by_one"] == now["fills"]
         assert now["contracts_by_one"] == now["contracts"]
         # Contracts moved on to settled: the same contracts, each in its final state.
