@@ -5,10 +5,14 @@ on the day someone needs its numbers."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,3 +46,15 @@ def test_bench_recovery_runs() -> None:
         "recovery from snapshot",
     ], out
     assert "state hash equals the full replay's" in out, out
+
+
+def test_bench_residue_runs() -> None:
+    out = json.loads(_run("benchmarks/bench_residue.py", "--windows", "12", "--trades", "3"))
+    assert out["settled_windows"] > 0 and out["residue_bytes_per_settled_window"] > 0, out
+    assert out["orders_in_core"] < 12 * out["orders_per_window"], out  # settled ones left
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_bench_instructions_runs() -> None:
+    out = _run("benchmarks/bench_instructions.py", "--small", "20", "--large", "60")
+    assert int(out.splitlines()[-1].split()[-1].replace(",", "")) > 0, out
