@@ -114,17 +114,30 @@ async def _read(service: ExchangeService, query: Any) -> list[Any]:
     return await asyncio.get_running_loop().run_in_executor(None, read)
 
 
-def _page(kind: str, where: Any, after: int | None, limit: int) -> Any:
+def _page(
+    kind: str, where: Any, after: int | None, limit: int, status: str | None, symbol: str | None
+) -> Any:
+    """Payloads of ``kind`` matching ``where`` (and the status and instrument, when given),
+    with ids after ``after``, ascending, at most ``limit``."""
+    if status is not None:
+        where = and_(where, _table.c.status == status)
+    if symbol is not None:
+        where = and_(where, _table.c.symbol == symbol)
     query = select(_table.c.payload).where(_table.c.kind == kind, where)
     if after is not None:
         query = query.where(_table.c.id > after)
     return query.order_by(_table.c.id).limit(limit)
 
 
-async def archived_order(service: ExchangeService, order_id: int) -> OrderState | None:
-    query = select(_table.c.payload).where(_table.c.kind == ORDER, _table.c.id == order_id)
+async def _one(service: ExchangeService, kind: str, key: int) -> bytes | None:
+    query = select(_table.c.payload).where(_table.c.kind == kind, _table.c.id == key)
     rows = await _read(service, query)
-    return _orders.decode(rows[0].payload) if rows else None
+    return rows[0].payload if rows else None
+
+
+async def archived_order(service: ExchangeService, order_id: int) -> OrderState | None:
+    payload = await _one(service, ORDER, order_id)
+    return None if payload is None else _orders.decode(payload)
 
 
 async def archived_orders(
@@ -138,18 +151,13 @@ async def archived_orders(
 ) -> list[OrderState]:
     """An account's retired orders after ``after``, oldest first, at most ``limit``."""
     where = _table.c.account_id == account_id
-    if status is not None:
-        where = and_(where, _table.c.status == status)
-    if symbol is not None:
-        where = and_(where, _table.c.symbol == symbol)
-    rows = await _read(service, _page(ORDER, where, after, limit))
+    rows = await _read(service, _page(ORDER, where, after, limit, status, symbol))
     return [_orders.decode(r.payload) for r in rows]
 
 
 async def archived_contract(service: ExchangeService, contract_id: int) -> Contract | None:
-    query = select(_table.c.payload).where(_table.c.kind == CONTRACT, _table.c.id == contract_id)
-    rows = await _read(service, query)
-    return _contracts.decode(rows[0].payload) if rows else None
+    payload = await _one(service, CONTRACT, contract_id)
+    return None if payload is None else _contracts.decode(payload)
 
 
 async def archived_contracts(
@@ -163,11 +171,7 @@ async def archived_contracts(
 ) -> list[Contract]:
     """The retired contracts an account bought or sold, oldest first, at most ``limit``."""
     where = or_(_table.c.account_id == account_id, _table.c.counterparty_id == account_id)
-    if state is not None:
-        where = and_(where, _table.c.status == state)
-    if symbol is not None:
-        where = and_(where, _table.c.symbol == symbol)
-    rows = await _read(service, _page(CONTRACT, where, after, limit))
+    rows = await _read(service, _page(CONTRACT, where, after, limit, state, symbol))
     return [_contracts.decode(r.payload) for r in rows]
 
 
@@ -184,10 +188,8 @@ async def archived_fills(
     if after_trade is not None and after_trade >= _LAST_TRADE_ID:
         return []  # past any trade id an archive key can hold (a cursor is any int64)
     where = _table.c.account_id == account_id
-    if symbol is not None:
-        where = and_(where, _table.c.symbol == symbol)
     after = None if after_trade is None else fill_key(after_trade, Side.SELL)
-    rows = await _read(service, _page(FILL, where, after, 2 * limit))
+    rows = await _read(service, _page(FILL, where, after, 2 * limit, None, symbol))
     return [_fills.decode(r.payload) for r in rows]
 
 

@@ -17,10 +17,30 @@ from exchange.operations import (
 )
 from exchange.products import HOUR_US
 
-__all__ = ["CNY", "START", "market"]
+__all__ = ["CNY", "H100", "START", "market", "tier"]
 
 START = (1_795_000_000 * 10**6) // HOUR_US * HOUR_US
 CNY = 10**10
+H100 = "nvidia-h100-sxm5-80gb"
+
+
+def tier() -> CreateTier:
+    """The FP16-H tier: hourly windows, a 0.01 CNY tick, a lot of 0.001 PF·h, 20 CNY."""
+    return CreateTier(
+        code="FP16-H",
+        precision="fp16",
+        gpu_class="H",
+        min_green_grade=None,
+        tick=100,
+        lot=1000,
+        min_quantity=1000,
+        max_quantity=10**12,
+        price_band_bps=5000,
+        maker_fee_bps=5,
+        taker_fee_bps=10,
+        shortfall_penalty_bps=2000,
+        reference_price=200_000,
+    )
 
 
 def market() -> tuple[ExchangeCore, int, str]:
@@ -28,25 +48,9 @@ def market() -> tuple[ExchangeCore, int, str]:
     mm = core.apply(CreateAccount("market maker", "trader")).id
     core.apply(Deposit(mm, 10**9 * CNY))
     core.apply(CreateGpuClass("H", "Hopper", "fp16", "700"))
-    core.apply(
-        CreateTier(
-            code="FP16-H",
-            precision="fp16",
-            gpu_class="H",
-            min_green_grade=None,
-            tick=100,
-            lot=1000,
-            min_quantity=1000,
-            max_quantity=10**12,
-            price_band_bps=5000,
-            maker_fee_bps=5,
-            taker_fee_bps=10,
-            shortfall_penalty_bps=2000,
-            reference_price=200_000,
-        )
-    )
+    core.apply(tier())
     site = core.apply(RegisterSite(mm, "sh", "east", "1.25", "0")).id
-    core.apply(AddPool(mm, site, "nvidia-h100-sxm5-80gb", 1_000_000))
+    core.apply(AddPool(mm, site, H100, 1_000_000))
     core.take_changes()
     symbol = sorted(core.instruments, key=lambda s: core.instruments[s].instrument.window.start)
     return core, mm, symbol[1]
