@@ -43,6 +43,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core_market import CNY, H100, START, tier
+
 from api import snapshot
 from api.db.store import Store
 from api.service import ExchangeService, Submission, tune_gc
@@ -56,7 +58,6 @@ from exchange.operations import (
     CancelOrder,
     CreateAccount,
     CreateGpuClass,
-    CreateTier,
     Deposit,
     Operation,
     PlaceOrder,
@@ -68,32 +69,10 @@ from exchange.products import HOUR_US
 from exchange.records import OrderState
 from exchange.settlement import ContractState
 
-START = (1_795_000_000 * 10**6) // HOUR_US * HOUR_US
-CNY = 10**10
-TIER = "FP16-H"
-H100 = "nvidia-h100-sxm5-80gb"
 BUYERS, SELLERS = 6, 4
 OPS_PER_HOUR = 2_000  # operations of each simulated hour
 TRADED_WINDOWS = 6  # the nearest open windows take the orders
 NEVER = 10**15  # a snapshot interval never reached in a run
-
-
-def _tier() -> CreateTier:
-    return CreateTier(
-        code=TIER,
-        precision="fp16",
-        gpu_class="H",
-        min_green_grade=None,
-        tick=100,
-        lot=1_000,
-        min_quantity=1_000,
-        max_quantity=10**12,
-        price_band_bps=5_000,
-        maker_fee_bps=5,
-        taker_fee_bps=10,
-        shortfall_penalty_bps=2_000,
-        reference_price=200_000,
-    )
 
 
 def _service(url: str, snapshots: SnapshotPolicy | None) -> ExchangeService:
@@ -134,7 +113,7 @@ class Market:
             run(Deposit(account, 10**9 * CNY))
             self.buyers.append(account)
         run(CreateGpuClass("H", "Hopper", "fp16", "700"))
-        run(_tier())
+        run(tier())
         for n in range(SELLERS):
             account = run(CreateAccount(f"dc {n}", "trader")).id
             run(Deposit(account, 10**9 * CNY))

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_recovery import CNY, H100, START, _tier
+from core_market import CNY, H100, START, tier
 
 from api import snapshot
 from exchange.core import ExchangeCore
@@ -58,7 +58,7 @@ class Workload:
         for op in genesis_operations(START):
             core.apply(op)
         core.apply(CreateGpuClass("H", "Hopper", "fp16", "700"))
-        core.apply(_tier())
+        core.apply(tier())
         self.buyer = core.apply(CreateAccount("lab", "trader")).id
         self.seller = core.apply(CreateAccount("dc", "trader")).id
         for account in (self.buyer, self.seller):

@@ -28,8 +28,9 @@ escrow and collateral between seller, buyer and the exchange's fee account.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import attrgetter
+from types import MappingProxyType
 from typing import Any, get_args
 
 from exchange.components.accounts import Accounts
@@ -115,6 +116,8 @@ __all__ = [
 
 #: Reporting grace after a window ends, before final settlement.
 DEFAULT_GRACE_US = HOUR_US
+#: What the changes of operations that retired nothing carry: one read-only empty map.
+_NOTHING_RETIRED: Mapping[int, Any] = MappingProxyType({})
 
 #: The components, by their name in :class:`Components`, in the order they are built
 #: (each is built with references to some of those before it).
@@ -277,19 +280,23 @@ class ExchangeCore:
     def take_changes(self) -> Changes:
         """What changed since the last call: for the shell to persist and publish."""
         journal = self._journal
+        retired_orders: Mapping[int, OrderState] = journal.retired_orders
+        retired_contracts: Mapping[int, Any] = journal.retired_contracts
+        if retired_orders or retired_contracts:  # rare: the journal starts new ones
+            journal.retired_orders, journal.retired_contracts = {}, {}
+        else:  # never hand out the journal's own dicts, which the next retirement fills
+            retired_orders = retired_contracts = _NOTHING_RETIRED
         out = Changes(
             journal.events,
             journal.touched_orders,
             journal.touched_contracts,
             journal.settled_now,
             self.parts.accounts.ledger.drain(),
-            journal.retired_orders,
-            journal.retired_contracts,
+            retired_orders,
+            retired_contracts,
         )
         journal.events, journal.touched_orders, journal.touched_contracts = [], set(), set()
         journal.settled_now = []
-        if journal.retired_orders or journal.retired_contracts:
-            journal.retired_orders, journal.retired_contracts = {}, {}
         return out
 
     # ================================================================== settings

@@ -4,6 +4,7 @@ and fills, the refusal every operation may raise, and what one operation changed
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -127,8 +128,8 @@ class Changes:
     contracts: set[int]
     settled: list[int]
     transfers: list[Transfer]
-    retired_orders: dict[int, OrderState] = field(default_factory=dict)
-    retired_contracts: dict[int, Contract] = field(default_factory=dict)
+    retired_orders: Mapping[int, OrderState] = field(default_factory=dict)
+    retired_contracts: Mapping[int, Contract] = field(default_factory=dict)
 
 
 class Fill(msgspec.Struct, frozen=True):

@@ -26,10 +26,12 @@ def _trade_windows(windows: int, trades_per_window: int) -> tuple[object, dict, 
     ops: list[Operation] = []
     retired_orders: dict = {}
     retired_contracts: dict = {}
+    every: list = []
 
     def run(op: Operation) -> object:
         result = m.apply(op)
         changes = core.take_changes()
+        every.append(changes)
         for key, found in (
             (retired_orders, changes.retired_orders),
             (retired_contracts, changes.retired_contracts),
@@ -55,6 +57,9 @@ def _trade_windows(windows: int, trades_per_window: int) -> tuple[object, dict, 
             if c.state is ContractState.DELIVERING and c.delivered_device_seconds == 0:
                 run(ReportDelivery(m.seller, c.id, m.pool, 3_000))
     run(AdvanceClock(start + (windows + 3) * HOUR_US))
+    # The changes taken earlier still say what they said: a later retirement adds to none.
+    assert sum(len(c.retired_orders) for c in every) == len(retired_orders)
+    assert sum(len(c.retired_contracts) for c in every) == len(retired_contracts)
     return m, retired_orders, retired_contracts, ops
 
 
