@@ -197,11 +197,14 @@ def build(url: str, operations: int) -> dict[str, Any]:
     figures = {
         "operations": service.seq,
         "build_s": seconds,
-        "orders": len(core.orders),
-        "contracts": len(core.contracts),
-        "settled": sum(c.state is ContractState.SETTLED for c in core.contracts.values()),
+        "orders": core.parts.time.peek_id("order") - 1,
+        "contracts": core.query.contract_count(),
+        # Settled contracts left the core with their instrument (Clock._retire).
+        "settled": core.query.contract_count() - len(core.contracts),
         "windows": len(core.instruments),
-        "deliveries": len(core.deliveries),
+        "deliveries": core.query.delivery_count(),
+        "orders_in_memory": len(core.orders),
+        "contracts_in_memory": len(core.contracts),
     }
     service.store.close()
     return figures
@@ -381,7 +384,9 @@ def main() -> int:
         f"log: {built['operations']:,} operations ({built['orders']:,} orders, "
         f"{built['contracts']:,} contracts of which {built['settled']:,} settled, "
         f"{built['deliveries']:,} delivery reports, {built['windows']:,} windows), "
-        f"built in {built['build_s']:.0f} s; SQLite file {size / 2**20:,.0f} MiB"
+        f"built in {built['build_s']:.0f} s; SQLite file {size / 2**20:,.0f} MiB; in memory at "
+        f"the end {built['orders_in_memory']:,} orders, {built['contracts_in_memory']:,} "
+        "contracts (the settled windows' left it)"
     )
     print(f"full replay               {replayed['full_replay_s']:8.2f} s")
     print(f"resident memory after     {replayed['rss_mib']:8.0f} MiB")
