@@ -38,18 +38,7 @@ from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
-from api.cluster.log import Unavailable
-
-_TRANSIENT: tuple[type[BaseException], ...] = (
-    nats.errors.TimeoutError,
-    asyncio.TimeoutError,
-    nats.errors.NoRespondersError,
-    nats.js.errors.NoStreamResponseError,
-    nats.js.errors.ServiceUnavailableError,
-    nats.errors.ConnectionClosedError,
-    nats.errors.ConnectionReconnectingError,
-    nats.errors.StaleConnectionError,
-)
+from api.cluster.log import TRANSIENT_ERRORS, Unavailable
 
 
 class Lease:
@@ -104,9 +93,13 @@ class Lease:
                         ttl=self.ttl,
                         replicas=self.replicas,
                         storage=StorageType.FILE,
+                        # Reads go to the bucket's stream leader: a direct get may be
+                        # answered by a replica that has not yet applied the last write,
+                        # and would show a lease as free while it is held.
+                        direct=False,
                     )
                 )
-        except _TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             raise Unavailable(f"cannot open bucket {self.bucket}: {exc!r}") from exc
 
     @property
@@ -138,9 +131,12 @@ class Lease:
         sent = time.monotonic()
         try:
             revision = await self.kv.create(self.key, self.node.encode())
-        except nats.js.errors.KeyWrongLastSequenceError:
+        except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.KeyNotFoundError):
+            # Refused because the key exists. (KeyNotFoundError: the refusal came from the
+            # leader, but the read nats-py makes next, to tell a live key from a deleted
+            # one, did not see it yet; the refusal is what counts.)
             return False
-        except _TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             raise Unavailable(f"acquire: {exc!r}") from exc
         self._revision = revision
         self._deadline = sent + self.ttl
@@ -162,7 +158,7 @@ class Lease:
         except nats.js.errors.KeyWrongLastSequenceError:
             self._revision = None
             return False
-        except _TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             raise Unavailable(f"renew: {exc!r}") from exc
         self._revision = revision
         self._deadline = sent + self.ttl
@@ -176,7 +172,7 @@ class Lease:
             return
         # A refusal (the revision is no longer the key's: the lease lapsed and was taken)
         # or no answer leaves the key alone; either way this node no longer holds it.
-        with contextlib.suppress(nats.js.errors.APIError, *_TRANSIENT):
+        with contextlib.suppress(nats.js.errors.APIError, *TRANSIENT_ERRORS):
             await self.kv.delete(self.key, last=revision)
 
     async def holder(self) -> str | None:
@@ -185,7 +181,7 @@ class Lease:
             entry = await self.kv.get(self.key)
         except nats.js.errors.KeyNotFoundError:
             return None
-        except _TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             raise Unavailable(f"holder: {exc!r}") from exc
         return entry.value.decode() if entry.value else None
 

@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import nats
@@ -47,6 +48,24 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
+
+#: The failures that mean "no answer in time" rather than a refusal: a request timed out,
+#: no server answered, no quorum, the connection is down or being re-established.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    nats.errors.TimeoutError,
+    asyncio.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError,
+)
+
+#: What a read retries on: the transient failures, and any refusal of the API (a
+#: consumer that vanished with its server, a stream without leader).
+_RETRY_READ: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, nats.js.errors.APIError)
 
 #: JetStream's error code for "wrong last sequence" (JSStreamWrongLastSequenceErrF).
 WRONG_LAST_SEQUENCE = 10071
@@ -112,8 +131,8 @@ async def connect(
     return await nats.connect(
         servers=list(servers),
         name=name,
-        connect_timeout=connect_timeout,  # type: ignore[arg-type]
-        reconnect_time_wait=reconnect_time_wait,  # type: ignore[arg-type]
+        connect_timeout=connect_timeout,
+        reconnect_time_wait=reconnect_time_wait,
         max_reconnect_attempts=-1,
         allow_reconnect=True,
         ping_interval=1,
@@ -172,7 +191,7 @@ class ReplicatedLog:
                 info = await self.js.stream_info(self.stream)
             except nats.js.errors.NotFoundError:
                 info = await self.js.add_stream(config)
-        except _TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             raise Unavailable(f"cannot open stream {self.stream}: {exc!r}") from exc
         if info.config.subjects != [self.subject]:
             raise ValueError(
@@ -206,7 +225,7 @@ class ReplicatedLog:
         if not rows:
             raise ValueError("a group commit has at least one row")
         body = encode_rows(rows)
-        headers = {
+        headers: dict[str, Any] = {
             Header.MSG_ID: self.message_id(rows, body),
             Header.EXPECTED_LAST_SEQUENCE: str(expected_last),
         }
@@ -218,7 +237,7 @@ class ReplicatedLog:
             if isinstance(exc, nats.js.errors.ServiceUnavailableError) or exc.code == 503:
                 raise Unavailable(f"append refused: {exc!r}") from exc
             raise
-        except _TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             raise Unavailable(f"append not acknowledged: {exc!r}") from exc
         if ack.stream != self.stream:
             raise RuntimeError(f"append stored in stream {ack.stream}, not {self.stream}")
@@ -229,7 +248,7 @@ class ReplicatedLog:
         stream leader reports it. Raises :class:`Unavailable`."""
         try:
             info = await self.js.stream_info(self.stream)
-        except _TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             raise Unavailable(f"stream info: {exc!r}") from exc
         return int(info.state.last_seq)
 
@@ -263,7 +282,7 @@ class ReplicatedLog:
                 if sub is None:
                     try:
                         sub = await self._consumer(last + 1)
-                    except (*_TRANSIENT, nats.js.errors.APIError):
+                    except _RETRY_READ:
                         await asyncio.sleep(min(poll, 0.25))
                         continue
                 want = batch if end is None else max(1, min(batch, end - last))
@@ -276,7 +295,7 @@ class ReplicatedLog:
                         await self._drop(sub)
                         sub = None
                     continue
-                except (*_TRANSIENT, nats.js.errors.APIError):
+                except _RETRY_READ:
                     await self._drop(sub)
                     sub = None
                     await asyncio.sleep(min(poll, 0.25))
@@ -319,16 +338,3 @@ class ReplicatedLog:
             return await self.last_sequence() > last
         except Unavailable:
             return False
-
-
-_TRANSIENT: tuple[type[BaseException], ...] = (
-    nats.errors.TimeoutError,
-    asyncio.TimeoutError,
-    nats.errors.NoRespondersError,
-    nats.js.errors.NoStreamResponseError,
-    nats.js.errors.ServiceUnavailableError,
-    nats.errors.ConnectionClosedError,
-    nats.errors.ConnectionReconnectingError,
-    nats.errors.StaleConnectionError,
-    nats.errors.OutboundBufferLimitError,
-)

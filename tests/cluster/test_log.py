@@ -215,9 +215,15 @@ async def _open(cluster: NatsCluster, timeout: float = 2.0) -> tuple[ReplicatedL
     return log, 0
 
 
+async def _append(log: ReplicatedLog, rows: list[LogRow], last: int, within: float = 30) -> int:
+    """Append as a writer must while servers fail: retry the same group on Unavailable."""
+    seq, _ = await until_ok(lambda: log.append(rows, last), within, "append")
+    return seq
+
+
 async def _append_many(log: ReplicatedLog, last: int, first_seq: int, n: int) -> int:
     for i in range(n):
-        last = await log.append(group(first_seq + 3 * i), expected_last=last)
+        last = await _append(log, group(first_seq + 3 * i), last)
     return last
 
 
@@ -232,11 +238,7 @@ def test_appends_go_on_when_one_server_is_killed(fresh_cluster: NatsCluster) -> 
             # Kill a server that does not lead the stream.
             victim = next(i for i, s in enumerate(fresh_cluster.servers) if s.name != leader.leader)
             fresh_cluster.kill(victim)
-            for i in range(5):
-                rows = group(16 + 3 * i)
-                last, _ = await until_ok(
-                    lambda rows=rows, last=last: log.append(rows, last), 30, "append"
-                )
+            last = await _append_many(log, last, 16, 5)
             assert last == 10
             fresh_cluster.restart(victim)
             entries = await collect(log, 0)
@@ -295,12 +297,69 @@ def test_all_servers_down_then_back_loses_nothing_acknowledged(
             print(f"\nall servers restarted: appends went on after {took:.2f} s")
             acknowledged.append(group(25))
             assert last == 9
-            last = await log.append(group(28), last)
+            last = await _append(log, group(28), last)
             acknowledged.append(group(28))
             entries = await collect(log, 0)
             assert [e.stream_seq for e in entries] == list(range(1, 11))
             assert [list(e.rows) for e in entries] == acknowledged
         finally:
             await log.nc.close()
+
+    asyncio.run(scenario())
+
+
+def _consumer_host(cluster: NatsCluster, stream: str) -> str | None:
+    """The server that leads the (only) consumer on ``stream``, from the monitoring API."""
+    for server in cluster.servers:
+        if not server.running:
+            continue
+        jsz = server.monitor("/jsz?accounts=true&streams=true&consumers=true")
+        for account in (jsz or {}).get("account_details") or []:
+            for detail in account.get("stream_detail") or []:
+                if detail.get("name") != stream:
+                    continue
+                for consumer in detail.get("consumer_detail") or []:
+                    leader = (consumer.get("cluster") or {}).get("leader")
+                    if leader:
+                        return str(leader)
+    return None
+
+
+@pytest.mark.timeout(90)
+def test_a_follower_goes_on_when_its_consumers_server_dies(fresh_cluster: NatsCluster) -> None:
+    async def scenario() -> None:
+        writer, last = await _open(fresh_cluster)
+        reader, _ = await _open(fresh_cluster)
+        try:
+            last = await _append_many(writer, last, 1, 3)
+            seen: list[int] = []
+            third = asyncio.Event()
+
+            async def follow() -> None:
+                async for entry in reader.entries(0, follow=True, poll=0.5):
+                    seen.append(entry.stream_seq)
+                    if entry.stream_seq == 3:
+                        third.set()
+                    if entry.stream_seq == 6:
+                        return
+
+            task = asyncio.create_task(follow())
+            await asyncio.wait_for(third.wait(), 20)
+            deadline = time.monotonic() + 10
+            while (host := _consumer_host(fresh_cluster, reader.stream)) is None:
+                assert time.monotonic() < deadline, "the follower's consumer is not listed"
+                await asyncio.sleep(0.1)
+            fresh_cluster.kill(fresh_cluster.index_of(host))
+            start = time.monotonic()
+            last = await _append_many(writer, last, 10, 3)
+            await asyncio.wait_for(task, 40)
+            print(
+                f"\nconsumer's server {host} killed: the follower had entry 6 after "
+                f"{time.monotonic() - start:.2f} s"
+            )
+            assert seen == [1, 2, 3, 4, 5, 6]
+        finally:
+            await writer.nc.close()
+            await reader.nc.close()
 
     asyncio.run(scenario())
