@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -271,14 +272,20 @@ class ReplicatedLog:
         server). When that consumer or its server goes away, or the connection is
         re-established (nats-py does not restore consumers across reconnects), the
         consumer is created again from the next sequence wanted, so nothing is skipped
-        or repeated. Raises :class:`Unavailable` only when the end of a replay cannot be
-        learnt; while following, an unavailable cluster just delays the next entry.
+        or repeated. While following, an unavailable cluster only delays the next entry.
+        A replay raises :class:`Unavailable` when its end cannot be learnt or it makes
+        no progress for three times the request timeout; the caller resumes from the
+        last entry it received.
         """
         end = await self.last_sequence() if not follow else None
         last = after
         sub: JetStreamContext.PullSubscription | None = None
+        stall = 3 * max(self.timeout, poll)
+        progress = time.monotonic()
         try:
             while end is None or last < end:
+                if end is not None and time.monotonic() - progress > stall:
+                    raise Unavailable(f"replay stalled after stream sequence {last}")
                 if sub is None:
                     try:
                         sub = await self._consumer(last + 1)
@@ -289,9 +296,9 @@ class ReplicatedLog:
                 try:
                     msgs = await sub.fetch(want, timeout=poll)
                 except nats.errors.TimeoutError:
-                    # Nothing new within ``poll``; or the consumer is gone. Re-create it
-                    # when the stream holds more than this consumer delivered.
-                    if await self._behind(last):
+                    # Nothing new within ``poll``, or the consumer is gone: create it again
+                    # when the stream holds more than it delivered (a replay always does).
+                    if end is not None or await self._behind(last):
                         await self._drop(sub)
                         sub = None
                     continue
@@ -310,6 +317,7 @@ class ReplicatedLog:
                         sub = None
                         break
                     last = seq
+                    progress = time.monotonic()
                     yield LogEntry(seq, decode_rows(msg.data))
                     if end is not None and last >= end:
                         break

@@ -272,6 +272,41 @@ def test_appends_resume_when_the_stream_leader_is_killed(fresh_cluster: NatsClus
     asyncio.run(scenario())
 
 
+@pytest.mark.timeout(90)
+def test_a_paused_stream_leader_is_replaced_and_rejoins(fresh_cluster: NatsCluster) -> None:
+    """SIGSTOP the stream leader: its sockets stay open but it answers nothing. Appends
+    resume on a new leader; after SIGCONT the old one follows, and the log has no fork."""
+
+    async def scenario() -> None:
+        log, last = await _open(fresh_cluster)
+        try:
+            last = await _append_many(log, last, 1, 3)
+            info = (await log.js.stream_info(log.stream)).cluster
+            assert info is not None and info.leader is not None
+            paused = fresh_cluster.index_of(info.leader)
+            fresh_cluster.pause(paused)
+            try:
+                start = time.monotonic()
+                last = await _append(log, group(10), last, within=30)
+                print(
+                    f"\nstream leader {info.leader} paused: appends resumed after "
+                    f"{time.monotonic() - start:.2f} s"
+                )
+                last = await _append_many(log, last, 13, 2)
+            finally:
+                fresh_cluster.resume(paused)
+            fresh_cluster.wait_formed()
+            last = await _append_many(log, last, 19, 2)
+            assert last == 8
+            entries = await collect(log, 0)
+            assert [e.stream_seq for e in entries] == list(range(1, 9))
+            assert [e.rows[0].seq for e in entries] == [1 + 3 * i for i in range(8)]
+        finally:
+            await log.nc.close()
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.timeout(120)
 def test_all_servers_down_then_back_loses_nothing_acknowledged(
     fresh_cluster: NatsCluster,
@@ -290,6 +325,8 @@ def test_all_servers_down_then_back_loses_nothing_acknowledged(
             with pytest.raises(Unavailable):
                 await log.append(group(25), last)
             assert time.monotonic() - start < log.timeout + 2.0
+            with pytest.raises(Unavailable):
+                await collect(log, 0)
             for i in range(len(fresh_cluster.servers)):
                 fresh_cluster.restart(i)
             # The append that was refused is retried: stored once, after the 8 others.
