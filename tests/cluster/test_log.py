@@ -56,12 +56,6 @@ async def until_ok(action: Callable[[], Awaitable[T]], within: float, what: str)
             await asyncio.sleep(0.1)
 
 
-def test_the_worktree_package_is_under_test() -> None:
-    assert api.cluster.__file__ is not None
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert os.path.abspath(api.cluster.__file__).startswith(here)
-
-
 def test_rows_encode_and_decode_exactly() -> None:
     rows = group(1, 5)
     assert api.cluster.decode_rows(api.cluster.encode_rows(rows)) == tuple(rows)
