@@ -14,6 +14,7 @@ code of its own and said in the field's description.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
@@ -87,14 +88,15 @@ def _raise(refusal: Refused) -> NoReturn:
     raise PydanticCustomError(REFUSED, "{detail}", {"code": refusal.code, "detail": refusal.detail})
 
 
-class _Rule:
+class _Rule(ABC):
     """Annotation metadata: a check after pydantic's own type check, and the field's
     JSON Schema written out (``schema``), so that what is published is what is checked."""
 
     schema: dict[str, Any]
 
+    @abstractmethod
     def check(self, value: Any, field: str) -> Any:
-        raise NotImplementedError
+        """``value`` as the field keeps it, or a refusal naming ``field``."""
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler

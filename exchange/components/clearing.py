@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from exchange.capacity import CapacityBook
 from exchange.components.clock import Time
-from exchange.components.context import Journal, Rules
+from exchange.components.context import Journal, Rules, keep_only
 from exchange.components.listing import Listing
 from exchange.components.sites import Sites
 from exchange.deliveries import DeliveryBook
@@ -287,12 +287,7 @@ class Clearing:
             check(contract.state is ContractState.SETTLED, f"contract {contract.id} unsettled")
             accounts.update((contract.buyer, contract.seller))
             reports.pop(contract.id, None)
-        for account_id in accounts:
-            left = [i for i in by_account[account_id] if i in contracts]
-            if left:
-                by_account[account_id] = left
-            else:
-                del by_account[account_id]
+        keep_only(by_account, accounts, contracts)
         if retired:
             gone = {c.id for c in retired}
             deliveries = self.deliveries

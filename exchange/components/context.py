@@ -4,7 +4,7 @@ each engine event to the component that handles it)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable
 from typing import Any
 
 from exchange.engine import Outcome
@@ -15,7 +15,7 @@ from exchange.orders import ResultCode
 from exchange.records import OrderState
 from exchange.settlement import Contract
 
-__all__ = ["Journal", "Rules"]
+__all__ = ["Journal", "Rules", "keep_only"]
 
 
 class Rules:
@@ -71,3 +71,14 @@ class Journal:
             handler = handlers.get(type(event))
             if handler is not None:
                 handler(event)
+
+
+def keep_only(index: dict[int, list[int]], keys: Iterable[int], live: Container[int]) -> None:
+    """After a retirement: the lists of ``keys`` in ``index`` (an account's ids, in order)
+    keep only the ids still ``live``; a list left empty goes."""
+    for key in keys:
+        left = [i for i in index[key] if i in live]
+        if left:
+            index[key] = left
+        else:
+            del index[key]

@@ -13,7 +13,7 @@ from exchange.components.accounts import Accounts
 from exchange.components.bounds import CLIENT_ORDER_ID_MAX
 from exchange.components.clearing import Clearing
 from exchange.components.clock import Time
-from exchange.components.context import Journal, Rules
+from exchange.components.context import Journal, Rules, keep_only
 from exchange.components.listing import Listing
 from exchange.components.sites import Sites
 from exchange.engine import Market, MatchingEngine
@@ -638,13 +638,7 @@ class Trading:
             accounts.add(order.account_id)
             if order.client_order_id is not None:
                 del client_ids[(order.account_id, order.client_order_id)]
-        account_orders = self.account_orders
-        for account_id in accounts:
-            left = [i for i in account_orders[account_id] if i in orders]
-            if left:
-                account_orders[account_id] = left
-            else:
-                del account_orders[account_id]
+        keep_only(self.account_orders, accounts, orders)
         return retired
 
     # ------------------------------------------------------------------ integrity
